@@ -84,4 +84,12 @@ class CompileError(Error):
     """A failure while compiling that is not the user's fault in a more specific way."""
 
 
-__all__ = ["Error", "ParseError", "VerifyError", "ShapeError", "UnsupportedError", "ScheduleError", "CompileError"]
+__all__ = [
+    "Error",
+    "ParseError",
+    "VerifyError",
+    "ShapeError",
+    "UnsupportedError",
+    "ScheduleError",
+    "CompileError",
+]

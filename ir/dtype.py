@@ -7,7 +7,7 @@ pointer (the data of a buffer). Instances are interned, so `is` and `==` agree a
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class DataType:
         return hash(self._str)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _make(kind: str, bits: int, lanes: int) -> DataType:
     if kind not in _KINDS or bits not in _VALID_BITS[kind]:
         raise UnsupportedError(f"unsupported dtype: kind {kind!r} with {bits} bits")
@@ -149,7 +149,7 @@ def _make(kind: str, bits: int, lanes: int) -> DataType:
     return DataType._make(kind, bits, lanes)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(spec: str) -> DataType:
     m = _PATTERN.match(spec.strip())
     if not m:

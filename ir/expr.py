@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from shapeflow.errors import VerifyError
 from shapeflow.ir.dtype import DataType
@@ -395,7 +395,7 @@ class BufferLoad(PrimExpr):
 # Construction helpers
 # ---------------------------------------------------------------------------------------------
 
-ExprLike = Union[PrimExpr, int, float, bool]
+ExprLike = PrimExpr | int | float | bool
 
 
 def _check_expr(owner: Node, field: str, value) -> None:
@@ -444,7 +444,9 @@ def convert(value, dtype_hint=None) -> PrimExpr:
             if isinstance(value, bool):
                 return make_const("bool", value) if not hint.is_bool else make_const(hint, value)
             if isinstance(value, float) and not hint.is_float:
-                return make_const("float32" if hint.is_vector is False else hint.with_kind("float", 32), value)
+                return make_const(
+                    "float32" if hint.is_vector is False else hint.with_kind("float", 32), value
+                )
             return make_const(hint, value)
         return const(value)
     raise VerifyError(f"cannot convert {type(value).__name__} {value!r} to an expression")
@@ -559,9 +561,51 @@ def const_value(expr):
 
 
 __all__ = [
-    "PrimExpr", "Var", "IntImm", "FloatImm", "StringImm", "Cast", "BinaryOp", "CmpOp", "Add", "Sub", "Mul",
-    "Div", "Mod", "FloorDiv", "FloorMod", "Min", "Max", "EQ", "NE", "LT", "LE", "GT", "GE", "And", "Or", "Not",
-    "Select", "Call", "Ramp", "Broadcast", "Let", "BufferLoad", "make_const", "const", "convert", "min_expr",
-    "max_expr", "truncdiv", "truncmod", "floordiv", "floormod", "select", "logical_and", "logical_or",
-    "logical_not", "is_const_int", "const_value",
+    "PrimExpr",
+    "Var",
+    "IntImm",
+    "FloatImm",
+    "StringImm",
+    "Cast",
+    "BinaryOp",
+    "CmpOp",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Mod",
+    "FloorDiv",
+    "FloorMod",
+    "Min",
+    "Max",
+    "EQ",
+    "NE",
+    "LT",
+    "LE",
+    "GT",
+    "GE",
+    "And",
+    "Or",
+    "Not",
+    "Select",
+    "Call",
+    "Ramp",
+    "Broadcast",
+    "Let",
+    "BufferLoad",
+    "make_const",
+    "const",
+    "convert",
+    "min_expr",
+    "max_expr",
+    "truncdiv",
+    "truncmod",
+    "floordiv",
+    "floormod",
+    "select",
+    "logical_and",
+    "logical_or",
+    "logical_not",
+    "is_const_int",
+    "const_value",
 ]

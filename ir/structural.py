@@ -146,7 +146,13 @@ class _Hasher:
                     parts.append(self.hash(getattr(obj, name)))
             return hash(tuple(parts))
         if isinstance(obj, IRModule):
-            return hash(("module", self.hash(obj.attrs), tuple((n, self.hash(obj.functions[n])) for n in sorted(obj.functions))))
+            return hash(
+                (
+                    "module",
+                    self.hash(obj.attrs),
+                    tuple((n, self.hash(obj.functions[n])) for n in sorted(obj.functions)),
+                )
+            )
         if isinstance(obj, (tuple, list)):
             return hash(("seq", tuple(self.hash(x) for x in obj)))
         if isinstance(obj, dict):

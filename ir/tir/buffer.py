@@ -65,8 +65,9 @@ class Buffer(Node):
         return tuple(reversed(out))
 
 
-def decl_buffer(shape, dtype="float32", name="buf", *, strides=(), elem_offset=0, scope="global",
-                data=None, align=64) -> Buffer:
+def decl_buffer(
+    shape, dtype="float32", name="buf", *, strides=(), elem_offset=0, scope="global", data=None, align=64
+) -> Buffer:
     """Declare a buffer (TVM's name); shapes may be Python ints or int64 expressions."""
     if isinstance(shape, (int, PrimExpr)):
         shape = (shape,)

@@ -5,8 +5,8 @@ reference that defines their meaning. Backends keep their own lowering tables ke
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -31,7 +31,9 @@ class Intrinsic:
 
     def check(self, arg_dtypes: list[DataType], where: object = None) -> None:
         if len(arg_dtypes) != self.arity:
-            raise VerifyError(f"intrinsic {self.name} takes {self.arity} arguments, got {len(arg_dtypes)}", where)
+            raise VerifyError(
+                f"intrinsic {self.name} takes {self.arity} arguments, got {len(arg_dtypes)}", where
+            )
         first = arg_dtypes[0]
         for dt in arg_dtypes[1:]:
             if dt != first:
