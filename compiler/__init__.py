@@ -19,8 +19,9 @@ from shapeflow.errors import (  # noqa: E402  (errors first: every subpackage im
     VerifyError,
 )
 from shapeflow import ir  # noqa: E402
+from shapeflow import te  # noqa: E402
 
 __all__ = [
     "__version__", "Error", "ParseError", "VerifyError", "ShapeError", "UnsupportedError", "ScheduleError",
-    "CompileError", "ir",
+    "CompileError", "ir", "te",
 ]
