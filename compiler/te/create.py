@@ -32,8 +32,12 @@ from shapeflow.ir.tir.stmt import (
 from shapeflow.te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 
 
-def create_prim_func(tensors: Sequence[Tensor | Var], name: str | None = None, *,
-                     var_bounds: Mapping[str | Var, tuple[int, int]] | None = None) -> PrimFunc:
+def create_prim_func(
+    tensors: Sequence[Tensor | Var],
+    name: str | None = None,
+    *,
+    var_bounds: Mapping[str | Var, tuple[int, int]] | None = None,
+) -> PrimFunc:
     """A PrimFunc computing the compute tensors among `tensors` from the placeholders among them.
 
     `tensors` lists the parameters in order: tensors (inputs and outputs, as buffers) and scalar `te.var`s.
@@ -57,7 +61,9 @@ def create_prim_func(tensors: Sequence[Tensor | Var], name: str | None = None, *
                 raise VerifyError(f"create_prim_func: variable {arg.name!r} is listed twice")
             params.append(arg)
         else:
-            raise VerifyError(f"create_prim_func: parameters must be te tensors or te.var scalars, got {arg!r}")
+            raise VerifyError(
+                f"create_prim_func: parameters must be te tensors or te.var scalars, got {arg!r}"
+            )
 
     ops = _ops_in_dependency_order([a for a in args if isinstance(a, Tensor)])
     allocated: list[Buffer] = []
@@ -66,8 +72,8 @@ def create_prim_func(tensors: Sequence[Tensor | Var], name: str | None = None, *
             if op.output(0) not in buffers:
                 users = [o.name for o in ops if op.output(0) in o.input_tensors]
                 raise VerifyError(
-                    f"create_prim_func: placeholder {op.name!r} is read by {', '.join(map(repr, users))} but is "
-                    "not in the parameter list"
+                    f"create_prim_func: placeholder {op.name!r} is read by {', '.join(map(repr, users))} "
+                    "but is not in the parameter list"
                 )
             continue
         for out in op.outputs:
@@ -141,7 +147,8 @@ class _ToBuffers(Mutator):
 
 
 def _lower_compute(op: ComputeOp, buffers: dict[Tensor, Buffer]) -> Stmt:
-    loops = [(Var(v.name), Range.from_extent(extent), IterType.SPATIAL) for v, extent in zip(op.axis, _shape(op))]
+    shape = op.outputs[0].shape
+    loops = [(Var(v.name), Range.from_extent(extent), IterType.SPATIAL) for v, extent in zip(op.axis, shape)]
     loops += [(Var(ax.name), ax.dom, IterType.REDUCE) for ax in op.reduce_axis]
     block_vars = [Var(f"v_{loop_var.name}") for loop_var, _, _ in loops]
     originals = list(op.axis) + list(op.reduce_axis)
@@ -184,10 +191,6 @@ def _lower_compute(op: ComputeOp, buffers: dict[Tensor, Buffer]) -> Stmt:
     for loop_var, rng, _ in reversed(loops):
         stmt = For(loop_var, rng.min, rng.extent, ForKind.SERIAL, stmt)
     return stmt
-
-
-def _shape(op: ComputeOp) -> tuple[PrimExpr, ...]:
-    return op.outputs[0].shape
 
 
 def _store(out: Buffer, value: PrimExpr, index: tuple[PrimExpr, ...]) -> Stmt:
@@ -288,8 +291,8 @@ def _check_defined(obj, defined: set[int], where: str) -> None:
     for v in collect(obj, Var):
         if id(v) not in defined and id(v) not in bound:
             raise VerifyError(
-                f"create_prim_func: {where} uses variable {v.name!r}, which is neither a parameter nor part of "
-                "a parameter's shape; add it to the tensor list",
+                f"create_prim_func: {where} uses variable {v.name!r}, which is neither a parameter nor "
+                "part of a parameter's shape; add it to the tensor list",
                 node=v,
             )
 
@@ -305,16 +308,17 @@ def _normalize_bounds(var_bounds, params: list[Buffer | Var]) -> dict[str, tuple
         name = key.name if isinstance(key, Var) else key
         if name not in known:
             raise VerifyError(
-                f"create_prim_func: var_bounds names {name!r}, which is not a symbolic dimension of the function "
-                f"(known: {sorted(known)})"
+                f"create_prim_func: var_bounds names {name!r}, which is not a symbolic dimension of the "
+                f"function (known: {sorted(known)})"
             )
         try:
             lo, hi = bounds
             lo, hi = int(lo), int(hi)
         except (TypeError, ValueError):
-            raise VerifyError(f"create_prim_func: bounds of {name!r} must be (lo, hi) ints, got {bounds!r}") from None
+            raise VerifyError(
+                f"create_prim_func: bounds of {name!r} must be (lo, hi) ints, got {bounds!r}"
+            ) from None
         if lo > hi:
             raise VerifyError(f"create_prim_func: bounds of {name!r} are empty: ({lo}, {hi})")
         out[name] = (lo, hi)
     return out
-

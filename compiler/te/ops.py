@@ -15,6 +15,7 @@ from shapeflow.ir.dtype import DataType
 from shapeflow.ir.expr import PrimExpr, convert, make_const
 from shapeflow.ir.tir.intrinsics import call_intrinsic
 
+
 def _math_function(te_name: str, intrinsic: str):
     def apply(*args) -> PrimExpr:
         for arg in args:
@@ -129,6 +130,14 @@ def cast(value, dtype: str | DataType) -> PrimExpr:
 
 
 __all__ = [
-    *MATH_FUNCTIONS, "if_then_else", "const", "max_value", "min_value", "floordiv", "floormod", "truncdiv",
-    "truncmod", "cast",
+    *MATH_FUNCTIONS,
+    "if_then_else",
+    "const",
+    "max_value",
+    "min_value",
+    "floordiv",
+    "floormod",
+    "truncdiv",
+    "truncmod",
+    "cast",
 ]

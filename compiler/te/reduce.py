@@ -36,7 +36,9 @@ def reduce_axis(dom, name: str = "rv") -> ReduceAxis:
 
 def _bound(value, name: str) -> PrimExpr:
     if isinstance(value, bool) or not isinstance(value, (int, PrimExpr)):
-        raise VerifyError(f"te.reduce_axis {name!r}: domain bounds must be ints or int expressions, got {value!r}")
+        raise VerifyError(
+            f"te.reduce_axis {name!r}: domain bounds must be ints or int expressions, got {value!r}"
+        )
     return convert(value, "int64")
 
 
@@ -69,13 +71,16 @@ class CommReducer:
         if where is not None:
             condition = convert(where)
             if not condition.dtype.is_bool:
-                raise VerifyError(f"te.{self.name}: where= must be a bool condition, got dtype {condition.dtype}")
+                raise VerifyError(
+                    f"te.{self.name}: where= must be a bool condition, got dtype {condition.dtype}"
+                )
         init_expr = None
         if init is not None:
             init_expr = convert(init, source.dtype)
             if init_expr.dtype != source.dtype:
                 raise VerifyError(
-                    f"te.{self.name}: init has dtype {init_expr.dtype} but the reduced values are {source.dtype}"
+                    f"te.{self.name}: init has dtype {init_expr.dtype} but the reduced values are "
+                    f"{source.dtype}"
                 )
         return Reduce(self, source, axes, condition, init_expr)
 
@@ -154,4 +159,3 @@ def maximum(a, b) -> PrimExpr:
 def minimum(a, b) -> PrimExpr:
     """Elementwise minimum of two expressions."""
     return min_expr(a, b)
-

@@ -23,7 +23,6 @@ from shapeflow.ir.functor import post_order_visit
 from shapeflow.ir.node import node, set_computed
 from shapeflow.ir.tir.stmt import IterType, Range
 
-
 # ---------------------------------------------------------------------------------------------
 # Expression nodes private to te
 # ---------------------------------------------------------------------------------------------
@@ -123,8 +122,15 @@ class PlaceholderOp(Operation):
 class ComputeOp(Operation):
     """Outputs defined element-wise: `outputs[n][axis] = bodies[n]`, one index variable per dimension."""
 
-    def __init__(self, name: str, tag: str, attrs: dict[str, Any], axis: tuple[Var, ...],
-                 bodies: tuple[PrimExpr, ...], shape: tuple[PrimExpr, ...]):
+    def __init__(
+        self,
+        name: str,
+        tag: str,
+        attrs: dict[str, Any],
+        axis: tuple[Var, ...],
+        bodies: tuple[PrimExpr, ...],
+        shape: tuple[PrimExpr, ...],
+    ):
         self.name = name
         self.tag = tag
         self.attrs = dict(attrs)
@@ -153,8 +159,9 @@ class Tensor:
 
     __slots__ = ("op", "value_index", "shape", "dtype", "name")
 
-    def __init__(self, op: Operation, value_index: int, shape: tuple[PrimExpr, ...], dtype: DataType,
-                 name: str):
+    def __init__(
+        self, op: Operation, value_index: int, shape: tuple[PrimExpr, ...], dtype: DataType, name: str
+    ):
         self.op = op
         self.value_index = value_index
         self.shape = shape
@@ -226,8 +233,9 @@ def placeholder(shape, dtype: str | DataType = "float32", name: str = "placehold
     return PlaceholderOp(name, normalize_shape(shape, name), DataType(dtype)).output(0)
 
 
-def compute(shape, fcompute: Callable, name: str = "compute", tag: str = "",
-            attrs: dict[str, Any] | None = None) -> Tensor | tuple[Tensor, ...]:
+def compute(
+    shape, fcompute: Callable, name: str = "compute", tag: str = "", attrs: dict[str, Any] | None = None
+) -> Tensor | tuple[Tensor, ...]:
     """A tensor whose element at `(i, j, ...)` is `fcompute(i, j, ...)`.
 
     `fcompute` gets one int64 index variable per output dimension (named after its parameters) and
@@ -262,13 +270,15 @@ def normalize_shape(shape, tensor_name: str) -> tuple[PrimExpr, ...]:
     if isinstance(shape, (int, PrimExpr)) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (tuple, list)):
-        raise VerifyError(f"tensor {tensor_name!r}: shape must be a tuple of ints or int expressions, got {shape!r}")
+        raise VerifyError(
+            f"tensor {tensor_name!r}: shape must be a tuple of ints or int expressions, got {shape!r}"
+        )
     out = []
     for d, extent in enumerate(shape):
         if isinstance(extent, bool) or not isinstance(extent, (int, PrimExpr)):
             raise VerifyError(
-                f"tensor {tensor_name!r}: dimension {d} of the shape must be an int or an integer expression, "
-                f"got {extent!r}"
+                f"tensor {tensor_name!r}: dimension {d} of the shape must be an int or an integer "
+                f"expression, got {extent!r}"
             )
         if isinstance(extent, int):
             if extent < 0:
@@ -279,7 +289,8 @@ def normalize_shape(shape, tensor_name: str) -> tuple[PrimExpr, ...]:
             raise VerifyError(f"tensor {tensor_name!r}: dimension {d} of the shape reads a tensor")
         if not extent.dtype.is_integer or extent.dtype.is_vector:
             raise VerifyError(
-                f"tensor {tensor_name!r}: dimension {d} must be a scalar integer expression, got {extent.dtype}"
+                f"tensor {tensor_name!r}: dimension {d} must be a scalar integer expression, "
+                f"got {extent.dtype}"
             )
         out.append(extent if extent.dtype == "int64" else Cast(DataType("int64"), extent))
     return tuple(out)
@@ -309,7 +320,8 @@ def _to_body(value, name: str) -> PrimExpr:
         return const(value)
     if isinstance(value, Tensor):
         raise VerifyError(
-            f"te.compute {name!r}: fcompute returned the tensor {value.name!r}; index it, e.g. {value.name}[i]"
+            f"te.compute {name!r}: fcompute returned the tensor {value.name!r}; "
+            f"index it, e.g. {value.name}[i]"
         )
     if not isinstance(value, PrimExpr):
         raise VerifyError(
@@ -348,8 +360,8 @@ def _check_bodies(bodies: tuple[PrimExpr, ...], axis: tuple[Var, ...], name: str
                 for found in _vars_in(ax.dom):
                     if id(found) in axis_ids or isinstance(found, ReduceAxis):
                         raise VerifyError(
-                            f"te.compute {name!r}: the domain of reduce axis {ax.name!r} depends on the index "
-                            f"{found.name!r}; reduce axis domains must not depend on other axes"
+                            f"te.compute {name!r}: the domain of reduce axis {ax.name!r} depends on the "
+                            f"index {found.name!r}; reduce axis domains must not depend on other axes"
                         )
 
 
