@@ -17,6 +17,8 @@ from shapeflow.te.create import create_prim_func
 from shapeflow.te.ops import (
     MATH_FUNCTIONS,
     abs,
+    all,
+    any,
     cast,
     ceil,
     const,
@@ -67,6 +69,8 @@ __all__ = [
     "create_prim_func",
     "MATH_FUNCTIONS",
     "abs",
+    "all",
+    "any",
     "cast",
     "ceil",
     "const",

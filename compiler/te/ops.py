@@ -7,6 +7,8 @@ meaning; te adds only the conversion of Python numbers.
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from shapeflow.errors import VerifyError
@@ -21,7 +23,7 @@ def _math_function(te_name: str, intrinsic: str):
         for arg in args:
             if not isinstance(arg, (PrimExpr, int, float, bool)):
                 raise VerifyError(f"te.{te_name}: arguments must be expressions, got {arg!r}")
-        if not any(isinstance(a, PrimExpr) for a in args):
+        if not builtins.any(isinstance(a, PrimExpr) for a in args):
             # All Python numbers: float32, as the rest of te uses for Python floats.
             args = tuple(make_const("float32", a) for a in args)
         return call_intrinsic(intrinsic, *args)
@@ -97,6 +99,26 @@ def if_then_else(cond, t, f) -> PrimExpr:
     return _expr.select(condition, t, f)
 
 
+def all(*conditions) -> PrimExpr:  # noqa: A001
+    """The logical and of bool conditions (TVM's te.all)."""
+    return _logical("all", _expr.logical_and, conditions)
+
+
+def any(*conditions) -> PrimExpr:  # noqa: A001
+    """The logical or of bool conditions (TVM's te.any)."""
+    return _logical("any", _expr.logical_or, conditions)
+
+
+def _logical(name: str, combine, conditions) -> PrimExpr:
+    if not conditions:
+        raise VerifyError(f"te.{name} needs at least one condition")
+    exprs = [convert(c) for c in conditions]
+    for e in exprs:
+        if not e.dtype.is_bool:
+            raise VerifyError(f"te.{name}: conditions must be bool, got dtype {e.dtype}")
+    return combine(*exprs)
+
+
 def const(value, dtype: str | DataType | None = None) -> PrimExpr:
     """A constant; without `dtype`, ints are int64, floats float32 and bools bool."""
     return _expr.const(value, dtype)
@@ -131,6 +153,8 @@ def cast(value, dtype: str | DataType) -> PrimExpr:
 
 __all__ = [
     *MATH_FUNCTIONS,
+    "all",
+    "any",
     "if_then_else",
     "const",
     "max_value",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from shapeflow.errors import VerifyError
 from shapeflow.ir.dtype import DataType
-from shapeflow.ir.expr import PrimExpr, convert, make_const, max_expr, min_expr
+from shapeflow.ir.expr import IntImm, PrimExpr, convert, make_const, max_expr, min_expr
 from shapeflow.ir.tir.stmt import Range
 from shapeflow.te.tensor import Reduce, ReduceAxis, Tensor
 
@@ -25,7 +25,7 @@ def reduce_axis(dom, name: str = "rv") -> ReduceAxis:
         rng = dom
     elif isinstance(dom, (tuple, list)) and len(dom) == 2:
         lo, hi = (_bound(v, name) for v in dom)
-        rng = Range(lo, hi - lo if not _is_zero(lo) else hi)
+        rng = Range(lo, _extent(lo, hi))
     else:
         raise VerifyError(f"te.reduce_axis {name!r}: domain must be a (lo, hi) pair or a Range, got {dom!r}")
     for end in (rng.min, rng.extent):
@@ -42,8 +42,15 @@ def _bound(value, name: str) -> PrimExpr:
     return convert(value, "int64")
 
 
-def _is_zero(expr: PrimExpr) -> bool:
-    return getattr(expr, "value", None) == 0 and expr.dtype.is_integer
+def _extent(lo: PrimExpr, hi: PrimExpr) -> PrimExpr:
+    """hi - lo, folded when both are constants or lo is 0 (so that printed extents stay readable)."""
+    if isinstance(lo, IntImm) and isinstance(hi, IntImm):
+        if hi.value < lo.value:
+            raise VerifyError(f"te.reduce_axis: empty domain ({lo.value}, {hi.value})")
+        return IntImm(hi.dtype, hi.value - lo.value)
+    if isinstance(lo, IntImm) and lo.value == 0:
+        return hi
+    return hi - lo
 
 
 @dataclass(frozen=True)
