@@ -45,8 +45,12 @@ def _bound(value, name: str) -> PrimExpr:
 def _extent(lo: PrimExpr, hi: PrimExpr) -> PrimExpr:
     """hi - lo, folded when both are constants or lo is 0 (so that printed extents stay readable)."""
     if isinstance(lo, IntImm) and isinstance(hi, IntImm):
-        if hi.value < lo.value:
-            raise VerifyError(f"te.reduce_axis: empty domain ({lo.value}, {hi.value})")
+        if hi.value <= lo.value:
+            # A block's init runs with the first reduction step, so an empty domain would leave the
+            # output unwritten (as in TVM); refuse the constant case, where it is surely a mistake.
+            raise VerifyError(
+                f"te.reduce_axis: empty domain ({lo.value}, {hi.value}); reductions need a step"
+            )
         return IntImm(hi.dtype, hi.value - lo.value)
     if isinstance(lo, IntImm) and lo.value == 0:
         return hi

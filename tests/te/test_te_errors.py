@@ -152,3 +152,9 @@ def test_multi_output_with_reduction_is_rejected(A):
     k = te.reduce_axis((0, 8), name="k")
     with pytest.raises(VerifyError, match="'B'.*several outputs"):
         te.compute((4,), lambda i: (te.sum(A[i, k], axis=k), A[i, 0]), name="B")
+
+
+@pytest.mark.parametrize("dom", [(3, 3), (4, 2)])
+def test_constant_empty_reduce_domain(dom):
+    with pytest.raises(VerifyError, match="empty domain"):
+        te.reduce_axis(dom, "k")
