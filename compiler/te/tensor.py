@@ -339,9 +339,13 @@ def _check_bodies(bodies: tuple[PrimExpr, ...], axis: tuple[Var, ...], name: str
         raise VerifyError(f"te.compute {name!r}: a compute with several outputs cannot contain a reduction")
     axis_ids = {id(v) for v in axis}
     for body in bodies:
-        parts = [body.source, body.condition, body.init] if isinstance(body, Reduce) else [body]
-        allowed = {id(a) for a in body.axis} if isinstance(body, Reduce) else set()
-        for part in parts:
+        # (expression, the reduce axes it may use): init runs once per output element, before any step.
+        if isinstance(body, Reduce):
+            reduced = {id(a) for a in body.axis}
+            parts = [(body.source, reduced), (body.condition, reduced), (body.init, set())]
+        else:
+            parts = [(body, set())]
+        for part, allowed in parts:
             if part is None:
                 continue
             if _contains(part, (Reduce,)):

@@ -32,6 +32,8 @@ def test_reduce_axis_used_outside_its_reduction(A):
     k = te.reduce_axis((0, 8), name="k")
     with pytest.raises(VerifyError, match="'B'.*reduce axis 'k'"):
         te.compute((4,), lambda i: A[i, k], name="B")
+    with pytest.raises(VerifyError, match="'C'.*reduce axis 'k'"):
+        te.compute((4,), lambda i: te.sum(A[i, k], axis=k, init=A[i, k]), name="C")
 
 
 def test_reduce_axis_domain_depending_on_an_index(A):
