@@ -10,6 +10,7 @@ from shapeflow.ir.module import IRModule
 from shapeflow.ir.node import Node
 from shapeflow.ir.structural import assert_structural_equal, structural_equal, structural_hash
 from shapeflow.ir import tir
+from shapeflow.ir.text import parse
 
 # IR trees are walked recursively; deep expression chains from generated code need more than the default.
 if sys.getrecursionlimit() < 20000:
@@ -17,5 +18,6 @@ if sys.getrecursionlimit() < 20000:
 
 __all__ = [
     "DataType", "IRModule", "Node", "assert_structural_equal", "structural_equal", "structural_hash", "tir",
+    "parse",
     *_expr_all,
 ]
