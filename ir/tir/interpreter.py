@@ -30,6 +30,7 @@ import numpy as np
 from shapeflow.errors import ShapeError, UnsupportedError
 from shapeflow.ir.dtype import DataType
 from shapeflow.ir.expr import IntImm, PrimExpr, Var
+from shapeflow.ir.functor import collect
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.interpreter_exprs import EXPR_COMPILERS
@@ -95,7 +96,7 @@ class CompiledFunction:
                         self._dim_slots[id(e)] = compiler.slot(e)
         # Dimensions given by expressions (n * 2, n + 1) are checked after every variable is bound.
         self._dim_checks = [
-            (p, d, compiler.expr(dim), dim)
+            (p, d, compiler.expr(dim), dim, sorted({compiler.slot(v) for v in collect(dim, Var)}))
             for p in func.params
             if isinstance(p, Buffer)
             for d, dim in enumerate(p.shape)
@@ -134,7 +135,19 @@ class CompiledFunction:
                 env[slot] = value
             else:
                 self._bind_buffer(env, param, slot, arg)
-        for param, d, fn, dim in self._dim_checks:
+        self._check_expression_dims(env)
+        with np.errstate(all="ignore"):
+            self._body(env)
+
+    def _check_expression_dims(self, env: list) -> None:
+        """Check dimensions given by expressions; one still-unknown variable in a linear dimension
+        (`n * 4`, `n + 1`) is solved for first, so such shapes bind as a plain `n` would."""
+        name = self.name
+        for param, d, fn, dim, var_slots in self._dim_checks:
+            actual = env[self._compiler.slot(param)][1][d]
+            unknown = [s for s in var_slots if env[s] is None]
+            if len(unknown) == 1:
+                _solve_linear(env, unknown[0], fn, actual)
             try:
                 expected = fn(env)
             except InterpreterError as exc:
@@ -144,7 +157,6 @@ class CompiledFunction:
                     parameter=param.name,
                     dimension=d,
                 ) from None
-            actual = env[slot_of(self, param)][1][d]
             if expected != actual:
                 raise ShapeError(
                     f"shape mismatch ({dim})",
@@ -154,8 +166,6 @@ class CompiledFunction:
                     expected=expected,
                     actual=actual,
                 )
-        with np.errstate(all="ignore"):
-            self._body(env)
 
     def _bind_buffer(self, env: list, param: Buffer, slot: int, arg) -> None:
         name = self.name
@@ -223,8 +233,19 @@ class CompiledFunction:
             )
 
 
-def slot_of(compiled: CompiledFunction, obj) -> int:
-    return compiled._compiler.slot(obj)
+def _solve_linear(env: list, slot: int, fn: Closure, actual: int) -> None:
+    """Bind `env[slot]` so that `fn(env) == actual`, assuming `fn` is linear in it; leave it unbound when
+    that has no integer solution (the check that follows then reports the dimension)."""
+    try:
+        env[slot] = 0
+        at_zero = fn(env)
+        env[slot] = 1
+        step = fn(env) - at_zero
+    except InterpreterError:
+        step = 0
+    env[slot] = None
+    if step and (actual - at_zero) % step == 0 and (actual - at_zero) // step >= 0:
+        env[slot] = (actual - at_zero) // step
 
 
 def _eval_dim(compiled: CompiledFunction, env: list, expr: PrimExpr) -> int:
