@@ -295,7 +295,8 @@ def _padded_prefix_sum():
 def _scalar_and_multi_output():
     n, alpha = te.var("n"), te.var("alpha", "float32")
     A = te.placeholder((n, 9), "float32", name="A")
-    lo, hi = te.compute((n, 9), lambda i, j: (A[i, j] * alpha, te.cast(te.floordiv(i, 2), "float32")), name="pm")
+    pair = lambda i, j: (A[i, j] * alpha, te.cast(te.floordiv(i, 2), "float32"))
+    lo, hi = te.compute((n, 9), pair, name="pm")
     k = te.reduce_axis((2, 7), name="k")
     S = te.compute((n,), lambda i: te.prod(hi[i, k], axis=k), name="S")
     return [A, alpha, lo, S]
