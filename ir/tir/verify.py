@@ -159,7 +159,7 @@ class FunctionVerifier:
 
     # -- expressions -----------------------------------------------------------------------------
     def var(self, v: E.Var) -> None:
-        if not self.defined.get(id(v)):
+        if not self.defined.get(id(v)) and not self.data_vars.get(id(v)):
             self.fail(f"undefined variable {v.name} (used outside the scope that defines it)", v)
 
     def leaf(self, e) -> None:
