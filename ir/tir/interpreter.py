@@ -66,6 +66,13 @@ class FunctionCompiler:
             self._alive.append(obj)
         return found
 
+    def has_slot(self, obj) -> bool:
+        return id(obj) in self._slots
+
+    def keyed_objects(self) -> list:
+        """Every Var and Buffer that has a slot."""
+        return list(self._alive)
+
     def expr(self, expr: PrimExpr) -> Closure:
         compiler = EXPR_COMPILERS.get(type(expr))
         if compiler is None:
@@ -102,13 +109,19 @@ class CompiledFunction:
             for d, dim in enumerate(p.shape)
             if not isinstance(dim, (Var, IntImm))
         ]
-        self._vars_by_name: dict[str, list[Var]] = {}
-        for p in func.params:
-            for v in [p] if isinstance(p, Var) else [e for e in (*p.shape, *p.strides, p.elem_offset)]:
-                if isinstance(v, Var):
-                    self._vars_by_name.setdefault(v.name, []).append(v)
+        # Layouts of buffer parameters, compiled before the body so every slot exists when `env` is made.
+        self._layouts = {
+            id(p): ([compiler.expr(st) for st in p.strides], compiler.expr(p.elem_offset))
+            for p in func.params
+            if isinstance(p, Buffer)
+        }
         self._body = compiler.stmt(func.body)
         self._compiler = compiler
+        # var_values may name any variable the function uses (by Var or by name).
+        self._vars_by_name: dict[str, list[Var]] = {}
+        for obj in compiler.keyed_objects():
+            if isinstance(obj, Var):
+                self._vars_by_name.setdefault(obj.name, []).append(obj)
 
     def __call__(self, *args, var_values: dict | None = None) -> None:
         func, name = self.func, self.name
@@ -120,6 +133,8 @@ class CompiledFunction:
         for key, value in (var_values or {}).items():
             targets = [key] if isinstance(key, Var) else self._vars_by_name.get(str(key), [])
             for var in targets:
+                if not self._compiler.has_slot(var):
+                    continue  # a variable this function does not use
                 env[self._compiler.slot(var)] = _scalar_argument(value, var.dtype, name, var.name)
         for (param, slot), arg in zip(self._params, args):
             if isinstance(param, Var):
@@ -197,19 +212,30 @@ class CompiledFunction:
         for d, dim in enumerate(param.shape):
             self._bind_dim(env, param, d, dim, int(arg.shape[d]))
         itemsize = arg.itemsize
+        stride_fns, offset_fn = self._layouts[id(param)]
         strides = []
-        for d, stride in enumerate(param.strides):
+        for d, (stride, fn) in enumerate(zip(param.strides, stride_fns)):
             if isinstance(stride, Var) and env[self._dim_slots[id(stride)]] is None:
                 env[self._dim_slots[id(stride)]] = arg.strides[d] // itemsize
-            strides.append(_eval_dim(self, env, stride))
+            strides.append(self._eval_layout(env, param, stride, fn))
         offset_expr = param.elem_offset
         if isinstance(offset_expr, Var) and env[self._dim_slots[id(offset_expr)]] is None:
             env[self._dim_slots[id(offset_expr)]] = 0
-        offset = _eval_dim(self, env, offset_expr)
+        offset = self._eval_layout(env, param, offset_expr, offset_fn)
         storage = arg.reshape(-1)
         env[self._data_slots[id(param)]] = storage
         shape = tuple(int(s) for s in arg.shape)
         env[slot] = (storage, shape, tuple(strides) if strides else compact_strides(shape), offset)
+
+    def _eval_layout(self, env: list, param: Buffer, expr: PrimExpr, fn: Closure) -> int:
+        try:
+            return int(fn(env))
+        except InterpreterError as exc:
+            raise ShapeError(
+                f"{expr} cannot be determined from the arguments ({exc})",
+                function=self.name,
+                parameter=param.name,
+            ) from None
 
     def _bind_dim(self, env: list, param: Buffer, d: int, dim: PrimExpr, actual: int) -> None:
         if isinstance(dim, Var):
@@ -246,15 +272,6 @@ def _solve_linear(env: list, slot: int, fn: Closure, actual: int) -> None:
     env[slot] = None
     if step and (actual - at_zero) % step == 0 and (actual - at_zero) // step >= 0:
         env[slot] = (actual - at_zero) // step
-
-
-def _eval_dim(compiled: CompiledFunction, env: list, expr: PrimExpr) -> int:
-    try:
-        return int(compiled._compiler.expr(expr)(env))
-    except InterpreterError as exc:
-        raise ShapeError(
-            f"{expr} cannot be determined from the arguments ({exc})", function=compiled.name
-        ) from None
 
 
 def _scalar_argument(value, dtype: DataType, function: str, parameter: str):

@@ -52,7 +52,10 @@ def allocator(c, buffer: Buffer) -> Closure:
         size = 0
         if all(n > 0 for n in shape):
             size = max(0, offset + sum((n - 1) * st for n, st in zip(shape, strides)) + 1)
-        storage = np.zeros(size, dtype=npdt)
+        try:
+            storage = np.zeros(size, dtype=npdt)
+        except MemoryError:
+            raise InterpreterError(f"allocation of {name} ({size} elements) does not fit in memory") from None
         env[dslot] = storage
         env[bslot] = (storage, shape, strides, offset)
 
