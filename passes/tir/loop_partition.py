@@ -41,6 +41,7 @@ from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.stmt import For, ForKind, IfThenElse, no_op, seq
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
 from shapeflow.passes.tir.common import defined_vars, has_load, unique_definitions, var_ids
+from shapeflow.passes.tir.simplify import make_analyzer
 
 _PARTITIONABLE = (ForKind.SERIAL, ForKind.PARALLEL)
 
@@ -193,10 +194,11 @@ class _ReplaceConjunct(Mutator):
 class _Partitioner(Mutator):
     mutate_buffers = False
 
-    def __init__(self, const_loops: bool, max_splits: int):
+    def __init__(self, const_loops: bool, max_splits: int, analyzer):
         super().__init__()
         self.const_loops = const_loops
         self.max_splits = max_splits
+        self.analyzer = analyzer  # knows the symbolic dimensions; keeps split points readable
 
     def visit_PrimExpr(self, expr):
         return expr
@@ -226,13 +228,14 @@ class _Partitioner(Mutator):
         else:  # holds for var >= ceil(bound / -coeff): the main part comes last
             k = -cand.coeff
             split = floordiv(cand.bound + (k - 1), k)
-        point = min_expr(max_expr(split, lo), end)
+        simplify = self.analyzer.simplify
+        point = simplify(min_expr(max_expr(simplify(split), lo), end))
         main = _ReplaceConjunct(cand.conjunct, True).visit(op.body)
         other = _ReplaceConjunct(cand.conjunct, False).visit(op.body) if cand.exact else op.body
         first_body, second_body = (main, other) if cand.coeff > 0 else (other, main)
         next_excluded = excluded | ({id(cand.conjunct)} if not cand.exact else set())
-        first = dataclasses.replace(op, min=lo, extent=point - lo, body=first_body)
-        second = dataclasses.replace(op, min=point, extent=end - point, body=second_body)
+        first = dataclasses.replace(op, min=lo, extent=simplify(point - lo), body=first_body)
+        second = dataclasses.replace(op, min=point, extent=simplify(end - point), body=second_body)
         return seq(
             self._partition(first, next_excluded, depth + 1),
             self._partition(second, next_excluded, depth + 1),
@@ -250,7 +253,8 @@ class LoopPartition(PrimFuncPass):
     max_splits: int = 4
 
     def transform_function(self, func: PrimFunc, ctx: PassContext) -> PrimFunc:
-        body = _Partitioner(self.partition_const_loops, self.max_splits).visit(func.body)
+        partitioner = _Partitioner(self.partition_const_loops, self.max_splits, make_analyzer(func))
+        body = partitioner.visit(func.body)
         if body is func.body:
             return func
         return func.with_body(unique_definitions(body, func.params))
