@@ -91,7 +91,8 @@ class CompiledFunction:
 
     def __init__(self, func: PrimFunc, name: str | None = None):
         self.func = func
-        self.name = name or str(func.attrs.get("global_symbol", "") or "prim_func")
+        symbol = func.attrs.get("global_symbol")
+        self.name = name or (symbol if isinstance(symbol, str) and symbol else "prim_func")
         compiler = FunctionCompiler(func, self.name)
         self._params = [(p, compiler.slot(p)) for p in func.params]
         self._data_slots = {id(p): compiler.slot(p.data) for p in func.params if isinstance(p, Buffer)}
@@ -339,9 +340,7 @@ def run(func: PrimFunc, *args, var_values: dict | None = None) -> None:
 
 def run_module(mod, name: str, *args, var_values: dict | None = None) -> None:
     """Interpret the PrimFunc called `name` in IRModule `mod`."""
-    compile_func(mod[name], name=str(mod[name].attrs.get("global_symbol", "") or name))(
-        *args, var_values=var_values
-    )
+    compile_func(mod[name], name=name)(*args, var_values=var_values)
 
 
 interpret = run
