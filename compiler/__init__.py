@@ -20,8 +20,10 @@ from shapeflow.errors import (  # noqa: E402  (errors first: every subpackage im
 )
 from shapeflow import ir  # noqa: E402
 from shapeflow import te  # noqa: E402
+from shapeflow.build import build  # noqa: E402
+from shapeflow.target import Target  # noqa: E402
 
 __all__ = [
     "__version__", "Error", "ParseError", "VerifyError", "ShapeError", "UnsupportedError", "ScheduleError",
-    "CompileError", "ir", "te",
+    "CompileError", "ir", "te", "build", "Target",
 ]

@@ -1,0 +1,214 @@
+"""State of LLVM code generation: one `ModuleContext` per LLVM module, one `FunctionContext` per function.
+
+Expressions and statements are emitted by rules looked up in tables keyed by node class (`EXPR_RULES`,
+`STMT_RULES`, filled by `expr.py` and `stmt.py`), the way hidet's backends dispatch: the context holds the
+builder and the variable environment, the rules hold the knowledge about each node.
+
+Errors inside generated code (a failed AssertStmt, an allocation that failed) make the function return a
+nonzero `i32` status: `k >= 1` is the k-th assertion message of the kernel (`FunctionContext.messages`),
+negative codes are the fixed ones in `STATUS_MESSAGES`. Heap memory live at that point is freed first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import llvmlite.ir as ir
+
+from shapeflow.codegen.llvm.types import I32, PTR, VOID
+from shapeflow.errors import CompileError
+from shapeflow.ir.expr import PrimExpr, Var
+from shapeflow.ir.tir.stmt import Stmt
+
+# Status codes reserved by the code generator (assertions use 1, 2, ...).
+STATUS_OUT_OF_MEMORY = -1
+STATUS_NULL_POINTER_BASE = -1000  # -1000 - i: the data pointer of parameter i is null
+STATUS_MESSAGES = {STATUS_OUT_OF_MEMORY: "out of memory in a heap allocation of the kernel"}
+
+EXPR_RULES: dict[type, Callable] = {}
+STMT_RULES: dict[type, Callable] = {}
+
+# Fast-math flags used when the target allows them. Reassociation lets LLVM vectorize float reductions,
+# contraction forms FMAs, nsz ignores the sign of zero. No nnan/ninf: NaN and infinity keep IEEE meaning.
+FAST_MATH_FLAGS = ("reassoc", "contract", "nsz")
+
+
+def expr_rule(*classes: type):
+    """Register the decorated function as the emitter of expressions of `classes`."""
+
+    def register(fn):
+        for cls in classes:
+            EXPR_RULES[cls] = fn
+        return fn
+
+    return register
+
+
+def stmt_rule(*classes: type):
+    """Register the decorated function as the emitter of statements of `classes`."""
+
+    def register(fn):
+        for cls in classes:
+            STMT_RULES[cls] = fn
+        return fn
+
+    return register
+
+
+def _lookup(table: dict[type, Callable], cls: type, what: str) -> Callable:
+    rule = table.get(cls)
+    if rule is None:
+        for base in cls.__mro__[1:]:
+            rule = table.get(base)
+            if rule is not None:
+                table[cls] = rule
+                break
+    if rule is None:
+        from shapeflow.errors import UnsupportedError  # noqa: PLC0415
+
+        raise UnsupportedError(f"the LLVM code generator does not handle {what} {cls.__name__}")
+    return rule
+
+
+@dataclass
+class CodegenOptions:
+    """Knobs of the CPU code generator (set from `shapeflow.Target`)."""
+
+    fast_math: bool = True
+    # Emit parallel loops through libgomp; False runs them serially (no thread runtime available).
+    parallel: bool = True
+    # Offset of the data pointer inside a numpy array object, when the Python entry points may read it
+    # (see shapeflow.runtime.pyabi); None builds no such entry points.
+    ndarray_data_offset: int | None = None
+    # A fixed thread count for parallel loops; None reads the runtime's global at every parallel loop.
+    num_threads: int | None = None
+
+
+class ModuleContext:
+    """One LLVM module: declarations shared by all functions, unique names, loop metadata."""
+
+    def __init__(self, name: str, options: CodegenOptions, triple: str = "", data_layout: str = ""):
+        self.module = ir.Module(name=name)
+        if triple:
+            self.module.triple = triple
+        if data_layout:
+            self.module.data_layout = data_layout
+        self.options = options
+        self._counter = itertools.count()
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}.{next(self._counter)}"
+
+    def declare(self, name: str, return_type: ir.Type, arg_types: list[ir.Type]) -> ir.Function:
+        """The function `name`, declared once per module."""
+        found = self.module.globals.get(name)
+        if found is None:
+            found = ir.Function(self.module, ir.FunctionType(return_type, arg_types), name=name)
+        return found
+
+    def global_i32(self, name: str) -> ir.GlobalVariable:
+        """An external i32 global (provided by the runtime, e.g. the thread count)."""
+        found = self.module.globals.get(name)
+        if found is None:
+            found = ir.GlobalVariable(self.module, I32, name=name)
+            found.linkage = "external"
+        return found
+
+    def loop_metadata(self, hints: list[tuple[str, object]]):
+        """A loop ID carrying `hints`. llvmlite cannot express the self reference a loop ID needs, so the
+        first operand is a unique marker string that `patch_loop_ids` turns into the self reference."""
+        ops = [ir.MetaDataString(self.module, f"shapeflow.loop_id.{next(self._counter)}")]
+        for name, value in hints:
+            entry = [ir.MetaDataString(self.module, name)]
+            if value is not None:
+                entry.append(value)
+            ops.append(self.module.add_metadata(entry))
+        return self.module.add_metadata(ops)
+
+
+@dataclass
+class FunctionContext:
+    """Emission state of one LLVM function."""
+
+    mod: ModuleContext
+    function: ir.Function
+    kernel_name: str
+    messages: list[str]
+    env: dict[Var, ir.Value] = field(default_factory=dict)
+    noalias: set = field(default_factory=set)
+    in_parallel: bool = False
+    heap_live: list[ir.Value] = field(default_factory=list)
+
+    def __post_init__(self):
+        entry = self.function.append_basic_block("entry")
+        self.builder = ir.IRBuilder(entry)
+        self.entry_block = entry
+
+    @property
+    def options(self) -> CodegenOptions:
+        return self.mod.options
+
+    @property
+    def fast_math(self) -> tuple[str, ...]:
+        return FAST_MATH_FLAGS if self.mod.options.fast_math else ()
+
+    # -- emission -------------------------------------------------------------------------------
+    def emit_expr(self, expr: PrimExpr) -> ir.Value:
+        return _lookup(EXPR_RULES, type(expr), "expression")(self, expr)
+
+    def emit_stmt(self, stmt: Stmt) -> None:
+        _lookup(STMT_RULES, type(stmt), "statement")(self, stmt)
+
+    def lookup(self, var: Var) -> ir.Value:
+        try:
+            return self.env[var]
+        except KeyError:
+            raise CompileError(
+                f"in kernel '{self.kernel_name}': variable '{var.name}' ({var.dtype}) is used but not defined"
+            ) from None
+
+    @contextmanager
+    def bind(self, var: Var, value: ir.Value):
+        """`var` means `value` inside the with-block (shadowing restores the outer binding)."""
+        missing = object()
+        old = self.env.get(var, missing)
+        self.env[var] = value
+        try:
+            yield
+        finally:
+            if old is missing:
+                del self.env[var]
+            else:
+                self.env[var] = old
+
+    def alloca(self, ty: ir.Type, count: int = 1, align: int = 64) -> ir.Value:
+        """Stack storage in the entry block, so that allocations inside loops do not grow the stack."""
+        builder = ir.IRBuilder(self.entry_block)
+        if self.entry_block.instructions:
+            builder.position_before(self.entry_block.instructions[0])
+        slot = builder.alloca(ty, size=count if count != 1 else None)
+        slot.align = align
+        return slot
+
+    # -- failure paths ----------------------------------------------------------------------------
+    def message_code(self, message: str) -> int:
+        self.messages.append(message)
+        return len(self.messages)
+
+    def fail_unless(self, ok: ir.Value, code: int | ir.Value, label: str = "check") -> None:
+        """Continue when the i1 `ok` holds; otherwise free live heap memory and return `code`."""
+        fail = self.function.append_basic_block(f"{label}.fail")
+        cont = self.function.append_basic_block(f"{label}.ok")
+        self.builder.cbranch(ok, cont, fail)
+        self.builder.position_at_end(fail)
+        self.return_status(ir.Constant(I32, code) if isinstance(code, int) else code)
+        self.builder.position_at_end(cont)
+
+    def return_status(self, status: ir.Value) -> None:
+        free = self.mod.declare("free", VOID, [PTR])
+        for pointer in reversed(self.heap_live):
+            self.builder.call(free, [pointer])
+        self.builder.ret(status)
