@@ -22,6 +22,17 @@ from shapeflow.ir.tir.buffer import Buffer
 
 # Fields that are names chosen by the printer or the user, not structure.
 _IGNORED = {Var: ("name",), Buffer: ("name",)}
+# Node classes that are bound objects: paired on first meeting, compared by that pairing afterwards.
+_BOUND: tuple[type, ...] = (Var, Buffer)
+
+
+def register_bound_node(cls: type, ignored: tuple[str, ...] = ("name",)) -> None:
+    """Treat nodes of `cls` as bound variables (like Var and Buffer) whose `ignored` fields are not structure;
+    used by IR levels defined elsewhere (the graph IR's variables)."""
+    global _BOUND
+    _IGNORED[cls] = tuple(ignored)
+    if cls not in _BOUND:
+        _BOUND = (*_BOUND, cls)
 
 
 class _Mismatch(Exception):
@@ -50,12 +61,12 @@ class _Equal:
         raise _Mismatch(path, a, b, "variables or buffers are not used consistently")
 
     def compare(self, a, b, path: str) -> None:
-        if a is b and not isinstance(a, (Var, Buffer)):
+        if a is b and not isinstance(a, _BOUND):
             return
         if isinstance(a, Node) or isinstance(b, Node):
             if type(a) is not type(b):
                 raise _Mismatch(path, a, b, f"{type(a).__name__} vs {type(b).__name__}")
-            if isinstance(a, (Var, Buffer)):
+            if isinstance(a, _BOUND):
                 if self.pair(a, b, path):
                     return
             ignored = _IGNORED.get(type(a), ())
@@ -133,7 +144,7 @@ class _Hasher:
 
     def hash(self, obj) -> int:
         if isinstance(obj, Node):
-            if isinstance(obj, (Var, Buffer)):
+            if isinstance(obj, _BOUND):
                 found = self.index.get(id(obj))
                 if found is not None:
                     return hash(("bound", found))
