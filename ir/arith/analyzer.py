@@ -34,11 +34,13 @@ from shapeflow.ir.expr import (
     GT,
     LE,
     LT,
+    Add,
     And,
     FloorDiv,
     FloorMod,
     IntImm,
     Let,
+    Mul,
     PrimExpr,
     Sub,
     Var,
@@ -63,6 +65,8 @@ def _child_fields(cls: type) -> tuple[str, ...]:
 
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 _LEAVES = (Var, IntImm)
+_CHAIN = (Add, Sub, Mul)
+_LAZY = (Add, Sub)  # a Mul child is simplified on its own: it may stay an atom of the parent's sum
 
 
 class Analyzer:
@@ -202,7 +206,12 @@ class Analyzer:
             mb = self._bound(atoms[mono[0]])
             for key in mono[1:]:
                 mb = iv_mul(mb, self._bound(atoms[key]))
-            iv = iv_add(iv, iv_mul(mb, (k, k)))
+            if k == 1:
+                iv = iv_add(iv, mb)
+            elif k == -1:
+                iv = iv_add(iv, (-mb[1], -mb[0]))
+            else:
+                iv = iv_add(iv, iv_mul(mb, (k, k)))
         return finalize(iv, s.dtype)
 
     def normalize_divs(self, s: Sum, force: bool) -> Sum:
@@ -301,12 +310,27 @@ class Analyzer:
         hit = self._memo.get(id(expr))
         if hit is not None:
             return hit[1]
-        node = expr if type(expr) in _LEAVES else self._rewrite_children(expr)
+        if type(expr) in _LEAVES:
+            node = expr
+        elif type(expr) in _CHAIN and is_index_dtype(expr.dtype):
+            node = self._rewrite_chain(expr)
+        else:
+            node = self._rewrite_children(expr)
         out = self._apply_rules(node)
         self._memo[id(expr)] = (expr, out)
         if out is not expr:
             self._memo[id(out)] = (out, out)
         return out
+
+    def _rewrite_chain(self, expr: PrimExpr) -> PrimExpr:
+        """Rebuild an integer + - * node whose Add/Sub children are rebuilt without their own rules: the
+        canonical form of the whole chain is built once at its root instead of once per level."""
+        a, b = expr.a, expr.b
+        new_a = self._rewrite_chain(a) if type(a) in _LAZY and a.dtype is expr.dtype else self._rewrite(a)
+        new_b = self._rewrite_chain(b) if type(b) in _LAZY and b.dtype is expr.dtype else self._rewrite(b)
+        if new_a is a and new_b is b:
+            return expr
+        return type(expr)(new_a, new_b)
 
     def _rewrite_children(self, expr: PrimExpr) -> PrimExpr:
         changes = {}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from shapeflow.ir.arith.evaluate import wrap
 from shapeflow.ir.dtype import DataType
-from shapeflow.ir.expr import Add, IntImm, Mul, PrimExpr, Sub, Var
+from shapeflow.ir.expr import Add, BinaryOp, CmpOp, IntImm, Mul, PrimExpr, Sub, Var
 from shapeflow.ir.node import Node, fields_of
 
 Key = tuple
@@ -112,21 +112,39 @@ class Canonicalizer:
             found = self._keys.get(id(obj))
             if found is not None:
                 return found[1]
-            if isinstance(obj, Var):
-                k = (0, obj.name, str(obj.dtype), id(obj))
-            elif isinstance(obj, PrimExpr) or type(obj).__name__ != "Buffer":
-                k = (1, type(obj).__name__, *(self.key(getattr(obj, f)) for f in fields_of(type(obj))))
+            cls = type(obj)
+            if cls is Var:
+                k = (0, obj.name, obj.dtype._str, id(obj))
+            elif cls is IntImm:
+                k = (1, "IntImm", obj.dtype._str, obj.value)
+            elif isinstance(obj, (BinaryOp, CmpOp)):
+                k = (1, cls.__name__, self.key(obj.a), self.key(obj.b), obj.dtype._str)
+            elif isinstance(obj, PrimExpr) or cls.__name__ != "Buffer":
+                k = (1, cls.__name__, *(self.key(getattr(obj, f)) for f in fields_of(cls)))
             else:  # buffers are named objects, compared by identity like Vars
                 k = (0, getattr(obj, "name", ""), "buffer", id(obj))
             self._keys[id(obj)] = (obj, k)
             return k
+        if isinstance(obj, DataType):
+            return (3, "DataType", obj._str)
         if isinstance(obj, (tuple, list)):
             return (2, "seq", *(self.key(x) for x in obj))
         return (3, type(obj).__name__, repr(obj))
 
     def same(self, a: PrimExpr, b: PrimExpr) -> bool:
         """Structurally the same expression with the very same variables."""
-        return a is b or self.key(a) == self.key(b)
+        if a is b:
+            return True
+        cls = type(a)
+        if cls is not type(b) or a.dtype is not b.dtype:
+            return False
+        if cls is IntImm:
+            return a.value == b.value
+        if cls is Var:
+            return False
+        if isinstance(a, (BinaryOp, CmpOp)):
+            return self.same(a.a, b.a) and self.same(a.b, b.b)
+        return self.key(a) == self.key(b)
 
     # -- parse -----------------------------------------------------------------------------------
     def to_sum(self, expr: PrimExpr) -> Sum:

@@ -51,8 +51,16 @@ class EvaluationError(Error, ArithmeticError):
     """The expression has no defined value (division by zero, an unbound variable, an unsupported node)."""
 
 
+_RANGES: dict[DataType, tuple[int, int]] = {}
+
+
 def wrap(value: int, dtype: DataType) -> int:
     """`value` reduced into the range of an integer or bool dtype, two's complement for signed kinds."""
+    found = _RANGES.get(dtype)
+    if found is None:
+        found = _RANGES.setdefault(dtype, (dtype.min_value(), dtype.max_value()))
+    if found[0] <= value <= found[1]:  # the common case: nothing to wrap
+        return value
     if dtype.is_bool:
         return 1 if value else 0
     bits = dtype.bits
