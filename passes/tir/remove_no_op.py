@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from shapeflow.ir.expr import BufferLoad, Call, IntImm, Not
-from shapeflow.ir.functor import Mutator
+from shapeflow.ir.functor import Mutator, Visitor
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.stmt import (
@@ -31,15 +31,34 @@ from shapeflow.ir.tir.stmt import (
     seq,
 )
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
-from shapeflow.passes.tir.common import contains, var_ids
+from shapeflow.passes.tir.common import contains
 
 
 def is_nothing(stmt) -> bool:
     return isinstance(stmt, Evaluate) and not contains(stmt.value, Call)
 
 
+class _UsedVars(Visitor):
+    """ids of the variables a function uses, not counting an allocation's own declaration."""
+
+    def __init__(self):
+        super().__init__()
+        self.used: set[int] = set()
+
+    def visit_Var(self, var):
+        self.used.add(id(var))
+
+    def visit_Allocate(self, op: Allocate):
+        self.visit(op.buffer.shape)
+        self.visit(op.body)
+
+
 class _RemoveNoOp(Mutator):
     mutate_buffers = False
+
+    def __init__(self, used: set[int]):
+        super().__init__()
+        self.used = used  # computed once: asking per allocation would be quadratic in nested allocations
 
     def visit_PrimExpr(self, expr):
         return expr
@@ -90,7 +109,7 @@ class _RemoveNoOp(Mutator):
 
     def visit_Allocate(self, op: Allocate):
         body = self.visit(op.body)
-        if is_nothing(body) or id(op.buffer.data) not in var_ids(body):
+        if is_nothing(body) or id(op.buffer.data) not in self.used:
             return body
         return op if body is op.body else Allocate(op.buffer, body)
 
@@ -109,5 +128,7 @@ class RemoveNoOp(PrimFuncPass):
     name = "remove-no-op"
 
     def transform_function(self, func: PrimFunc, ctx: PassContext) -> PrimFunc:
-        body = _RemoveNoOp().visit(func.body)
+        used = _UsedVars()
+        used.visit(func.body)
+        body = _RemoveNoOp(used.used).visit(func.body)
         return func if body is func.body else func.with_body(body)
