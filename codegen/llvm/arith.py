@@ -133,22 +133,53 @@ def cast(ctx, value: ir.Value, src: DataType, dst: DataType) -> ir.Value:
         return b.sext(value, target) if s.is_int else b.zext(value, target)
     if d.is_float:
         if s.is_float:
+            if d.kind == "bfloat" and s.bits == 64:
+                return round_bf16(ctx, double_to_float_round_odd(ctx, value))
             out = _float_convert(ctx, value, target)
-        elif s.is_int:
-            out = b.sitofp(value, target)
-        else:  # uint and bool
-            out = b.uitofp(value, target)
+        else:
+            # Integers convert to half through float (exact wherever the half result is finite), so no
+            # runtime-library call is needed.
+            via = with_element(target, F32) if d.bits == 16 else target
+            out = b.sitofp(value, via) if s.is_int else b.uitofp(value, via)  # uint and bool: unsigned
+            if via != target:
+                out = b.fptrunc(out, target)
         return round_bf16(ctx, out) if d.kind == "bfloat" else out
     raise UnsupportedError(f"cast from {src} to {dst} is not supported by the LLVM backend")
 
 
 def _float_convert(ctx, value: ir.Value, target: ir.Type) -> ir.Value:
+    """fpext/fptrunc that never needs a runtime-library call: half <-> double goes through float (exact for
+    extension; round-to-odd for truncation, so the final rounding to half is still correct)."""
     width = {"half": 16, "float": 32, "double": 64}
+    b = ctx.builder
     src_w = width[str(element_of(value.type))]
     dst_w = width[str(element_of(target))]
     if src_w == dst_w:
         return value
-    return ctx.builder.fpext(value, target) if dst_w > src_w else ctx.builder.fptrunc(value, target)
+    if dst_w > src_w:
+        if src_w == 16 and dst_w == 64:
+            value = b.fpext(value, with_element(value.type, F32))
+        return b.fpext(value, target)
+    if src_w == 64 and dst_w == 16:
+        return b.fptrunc(double_to_float_round_odd(ctx, value), target)
+    return b.fptrunc(value, target)
+
+
+def double_to_float_round_odd(ctx, value: ir.Value) -> ir.Value:
+    """double -> float rounded to odd: an inexact result is truncated toward zero and its last bit set.
+    A second rounding from it (to half or bfloat16) then equals one correct rounding of the double."""
+    b = ctx.builder
+    f32 = with_element(value.type, F32)
+    i32 = with_element(value.type, I32)
+    nearest = b.fptrunc(value, f32)
+    back = b.fpext(nearest, value.type)
+    inexact = b.fcmp_ordered("!=", back, value)
+    abs_fn = "llvm.fabs"
+    away = b.fcmp_ordered(">", call_intrinsic(ctx, abs_fn, [back]), call_intrinsic(ctx, abs_fn, [value]))
+    bits = b.bitcast(nearest, i32)
+    bits = b.select(away, b.sub(bits, splat(i32, 1)), bits)
+    bits = b.select(inexact, b.or_(bits, splat(i32, 1)), b.bitcast(nearest, i32))
+    return b.bitcast(bits, f32)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,16 +41,22 @@ def host_cpu() -> tuple[str, str]:
     return llvm.get_host_cpu_name(), features
 
 
-@cache
-def target_machine(cpu: str = "", features: str = "", opt: int = 3, pic: bool = False):
-    """A target machine for the host triple; `cpu`/`features` empty means the host's."""
+def target_machine(cpu: str = "", features: str = "", opt: int = 3, pic: bool = False, jit: bool = True):
+    """A new target machine for the host triple; `cpu`/`features` empty means the host's.
+
+    Not cached: an MCJIT engine takes ownership of its target machine and deletes it with itself."""
     initialize()
     if not cpu:
         cpu, host_features = host_cpu()
         features = features or host_features
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
-        cpu=cpu, features=features, opt=opt, reloc="pic" if pic else "default", codemodel="jitdefault"
+        cpu=cpu,
+        features=features,
+        opt=opt,
+        reloc="pic" if pic else "default",
+        codemodel="jitdefault" if jit else "default",
+        jit=jit,
     )
 
 
@@ -101,7 +107,7 @@ class JITModule:
 
 def emit_object(text: str, cpu: str = "", features: str = "", speed_level: int = 3) -> bytes:
     """An ELF/Mach-O object (position independent) of the IR `text`, for ahead-of-time artifacts."""
-    machine = target_machine(cpu, features, 3, pic=True)
+    machine = target_machine(cpu, features, 3, pic=True, jit=False)
     module = parse_and_verify(text)
     module.triple = machine.triple
     module.data_layout = str(machine.target_data)
