@@ -208,7 +208,7 @@ def test_casts_between_all_dtypes(src):
     if s.is_float:
         x[:5] = np.array([0.0, -0.0, 1.5, 2.5, 99.9]).astype(x.dtype)
     for dst in CAST_DTYPES:
-        got, want = run_both(elementwise(lambda v: E.Cast(dst, v), [src], dst), [x], dst)
+        got, want = run_both(elementwise(lambda v, dst=dst: E.Cast(dst, v), [src], dst), [x], dst)
         if DataType(dst).is_float and s.is_integer and s.bits == 64:
             np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=1e-2)
         else:
