@@ -269,3 +269,45 @@ def test_tuple_outputs_and_tuple_type_check():
     assert a.tolist() == [0, 1, 2] and b.tolist() == [3, 4, 5]
     with pytest.raises(ShapeError, match="split"):
         run(mod, np.arange(5, dtype="float32"))
+
+
+def test_if_with_sequence_branches():
+    from shapeflow.ir.graph import BindingBlock, GraphFunction, If, SeqExpr, VarBinding, join, type_of
+
+    nv = Var("n")
+    t = TensorType((nv,), "float32")
+    x, flag = GraphVar("x", t), GraphVar("flag", TensorType((), "bool"))
+    a, b = GraphVar("a", t), GraphVar("b", t)
+    then_branch = SeqExpr([BindingBlock([VarBinding(a, op.exp(x))])], a)
+    else_branch = SeqExpr([BindingBlock([VarBinding(b, op.neg(x))])], b)
+    body = If(flag, then_branch, else_branch)
+    assert type_of(body).shape[0] is nv and join(t, TensorType((nv,), "float16")).dtype is None
+    func = GraphFunction([x, flag], body, t, {"global_symbol": "main"})
+    xs = randn(5)
+    np.testing.assert_allclose(run(func, xs, np.array(True)), np.exp(xs), rtol=1e-6)
+    np.testing.assert_array_equal(run(func, xs, np.array(False)), -xs)
+
+
+@given(
+    n=st.sampled_from(SIZES),
+    dims=st.lists(st.sampled_from([1, 2, 3, 5]), min_size=1, max_size=3),
+    hole=st.integers(0, 3),
+    keep_symbolic=st.booleans(),
+)
+@settings(deadline=None, max_examples=40)
+def test_reshape_minus_one_inference_agrees_with_numpy(n, dims, hole, keep_symbolic):
+    from shapeflow.ir.graph import type_of
+    from shapeflow.ir.graph.shape import evaluate
+
+    nv = Var("n")
+    in_type = TensorType((nv, *dims), "float32")
+    new = [nv if keep_symbolic else n, *dims]
+    new[hole % len(new)] = -1
+    call = op.reshape(GraphVar("x", in_type), tuple(new))
+    inferred = type_of(call)
+    x = randn(n, *dims)
+    numeric = [n if d is nv else d for d in new]
+    want = x.reshape(numeric).shape
+    assert tuple(evaluate(d, {nv: n}) for d in inferred.shape) == want
+    mod = single_op_function(lambda p: op.reshape(p, tuple(new)), in_type)
+    assert run(mod, x).shape == want
