@@ -51,6 +51,8 @@ class ExprParser:
         self.source = source
         self.scope: dict[str, object] = {}
         self.implicit_dims = False
+        self._int_cache: dict[int, E.IntImm] = {}
+        self._true, self._false = E.IntImm(BOOL, 1), E.IntImm(BOOL, 0)
         self._expr_table = {
             ast.Name: self._name,
             ast.Constant: self._constant,
@@ -124,9 +126,14 @@ class ExprParser:
     def _constant(self, node):
         value = node.value
         if value is True or value is False:
-            return E.IntImm(BOOL, int(value))
+            return self._true if value else self._false
         if value.__class__ is int:
-            return E.IntImm(INT64, value)
+            # Constants are immutable leaves, so one node per value serves the whole text (and saves a
+            # constructor per occurrence, the largest single cost on big inputs).
+            found = self._int_cache.get(value)
+            if found is None:
+                found = self._int_cache[value] = E.IntImm(INT64, value)
+            return found
         if value.__class__ is float:
             raise self.error(node, f"a float literal needs a dtype, e.g. T.float32({value!r})")
         raise self.error(node, f"a {type(value).__name__} literal is not an expression")

@@ -7,6 +7,7 @@ column; no other exception escapes, whatever the input.
 from __future__ import annotations
 
 import ast
+import gc
 
 from shapeflow.errors import ParseError
 from shapeflow.ir import expr as E
@@ -151,6 +152,18 @@ def parse(text: str, source: str = "<text>") -> IRModule | PrimFunc:
             raise ParseError(f"the text is not UTF-8: {exc}", 1, 1, source) from None
     if not isinstance(text, str):
         raise ParseError(f"parse() takes a str, got {type(text).__name__}", None, None, source)
+    # Neither the ast nor the IR built from it has cycles, and the cyclic collector, triggered again and
+    # again by the hundreds of thousands of objects a large text allocates, would take most of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, source)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, source: str) -> IRModule | PrimFunc:
     try:
         tree = ast.parse(text, filename=source)
     except SyntaxError as exc:
