@@ -143,9 +143,16 @@ class FunctionContext:
     heap_live: list[ir.Value] = field(default_factory=list)
 
     def __post_init__(self):
-        entry = self.function.append_basic_block("entry")
-        self.builder = ir.IRBuilder(entry)
-        self.entry_block = entry
+        # Stack slots live in their own first block, so `alloca` never disturbs the builder's position;
+        # `finish` links it to the code.
+        self.entry_block = self.function.append_basic_block("entry")
+        self._alloca_builder = ir.IRBuilder(self.entry_block)
+        self.start_block = self.function.append_basic_block("start")
+        self.builder = ir.IRBuilder(self.start_block)
+
+    def finish(self) -> None:
+        """Close the function: branch from the stack-slot block into the code."""
+        self._alloca_builder.branch(self.start_block)
 
     @property
     def options(self) -> CodegenOptions:
@@ -186,11 +193,11 @@ class FunctionContext:
 
     def alloca(self, ty: ir.Type, count: int = 1, align: int = 64) -> ir.Value:
         """Stack storage in the entry block, so that allocations inside loops do not grow the stack."""
-        builder = ir.IRBuilder(self.entry_block)
-        if self.entry_block.instructions:
-            builder.position_before(self.entry_block.instructions[0])
-        slot = builder.alloca(ty, size=count if count != 1 else None)
+        slot = self._alloca_builder.alloca(
+            ty, size=ir.Constant(ir.IntType(64), count) if count != 1 else None
+        )
         slot.align = align
+        slot.type = PTR  # llvmlite types allocas as typed pointers; the rest of the module is opaque
         return slot
 
     # -- failure paths ----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def emit_prim_func(mod: ModuleContext, name: str, func: PrimFunc) -> KernelABI:
         )
     ctx.emit_stmt(func.body)
     ctx.builder.ret(ir.Constant(I32, 0))
+    ctx.finish()
 
     entry_symbol = None
     if mod.options.ndarray_data_offset is not None:

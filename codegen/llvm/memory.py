@@ -14,7 +14,7 @@ from shapeflow.codegen.llvm.arith import from_memory, to_memory
 from shapeflow.codegen.llvm.types import I32, I64, memory_type
 from shapeflow.errors import CompileError
 from shapeflow.ir.dtype import DataType
-from shapeflow.ir.expr import Add, Broadcast, IntImm, Mul, PrimExpr, Ramp, Sub, is_const_int
+from shapeflow.ir.expr import Add, Broadcast, IntImm, Mul, PrimExpr, Ramp, Sub, convert, is_const_int
 from shapeflow.ir.tir.buffer import Buffer
 
 
@@ -25,6 +25,7 @@ def linear_index(buffer: Buffer, indices: tuple[PrimExpr, ...]) -> PrimExpr:
             f"buffer '{buffer.name}' has {len(buffer.shape)} dimensions "
             f"but is accessed with {len(indices)} indices"
         )
+    indices = tuple(convert(index, "int64") for index in indices)
     total: PrimExpr | None = None
     if not is_const_int(buffer.elem_offset, 0):
         total = buffer.elem_offset

@@ -61,6 +61,7 @@ def _emit_loop_function(
     start, end = fn.args[-2], fn.args[-1]
     emit_serial_loop(inner, loop.loop_var, start, end, lambda: inner.emit_stmt(loop.body))
     inner.builder.ret(ir.Constant(I32, 0))
+    inner.finish()
     return fn
 
 
@@ -72,7 +73,8 @@ def _emit_worker(ctx: FunctionContext, loop_fn: ir.Function, closure_ty, capture
     closure = worker.args[0]
 
     def field(i):
-        return b.load(b.gep(closure, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=closure_ty))
+        pointer = b.gep(closure, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=closure_ty)
+        return b.load(pointer, typ=closure_ty.elements[i])
 
     error_slot, lo, extent = field(0), field(1), field(2)
     values = [field(3 + i) for i in range(len(captured))]
@@ -92,7 +94,7 @@ def _emit_worker(ctx: FunctionContext, loop_fn: ir.Function, closure_ty, capture
     status = b.call(loop_fn, [*values, begin, end])
     b.cbranch(b.icmp_signed("!=", status, ir.Constant(I32, 0)), failed, done)
     b.position_at_end(failed)
-    b.store_atomic(status, error_slot, "monotonic", 4)
+    b.atomic_rmw("xchg", error_slot, status, "monotonic")  # several threads may fail at once
     b.branch(done)
     b.position_at_end(done)
     b.ret_void()
@@ -119,7 +121,7 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     if ctx.options.num_threads is not None:
         wanted = ir.Constant(index_ty, ctx.options.num_threads)
     else:
-        wanted = b.sext(b.load(mod.global_i32(NUM_THREADS_SYMBOL)), index_ty)
+        wanted = b.sext(b.load(mod.global_i32(NUM_THREADS_SYMBOL), typ=I32), index_ty)
     threads = b.select(b.icmp_signed("<", extent, wanted), extent, wanted)
     team = ctx.function.append_basic_block("par.team")
     alone = ctx.function.append_basic_block("par.alone")
@@ -135,5 +137,5 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     b.call(worker, [closure])
     b.branch(joined)
     b.position_at_end(joined)
-    status = b.load(error_slot)
+    status = b.load(error_slot, typ=I32)
     ctx.fail_unless(b.icmp_signed("==", status, ir.Constant(I32, 0)), status, "par")
