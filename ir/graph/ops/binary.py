@@ -12,7 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir import expr as E
 from shapeflow.ir.dtype import DataType
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import require_bool, same_dtype
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_dtype, register_op
 from shapeflow.ir.graph.shape import broadcast_shapes
@@ -36,26 +39,32 @@ def _trunc_divide(a, b):
     return np.true_divide(a, b).astype(a.dtype, copy=False)
 
 
-# name -> (numpy reference, accepted operand kind, result kind: "same" or "bool")
+def _te_power(a, b):
+    if a.dtype.is_float:
+        return te.pow(a, b)
+    return T.cast(te.pow(T.cast(a, "float64"), T.cast(b, "float64")), a.dtype)
+
+
+# name -> (numpy reference, accepted operand kind, result kind: "same" or "bool", te element expression)
 _BINARY = {
-    "add": (np.add, "number", "same"),
-    "subtract": (np.subtract, "number", "same"),
-    "multiply": (np.multiply, "number", "same"),
-    "divide": (_trunc_divide, "number", "same"),
-    "floor_divide": (np.floor_divide, "number", "same"),
-    "floor_mod": (np.remainder, "number", "same"),
-    "power": (np.power, "number", "same"),
-    "maximum": (np.maximum, "number", "same"),
-    "minimum": (np.minimum, "number", "same"),
-    "equal": (np.equal, "any", "bool"),
-    "not_equal": (np.not_equal, "any", "bool"),
-    "less": (np.less, "any", "bool"),
-    "less_equal": (np.less_equal, "any", "bool"),
-    "greater": (np.greater, "any", "bool"),
-    "greater_equal": (np.greater_equal, "any", "bool"),
-    "logical_and": (np.logical_and, "bool", "same"),
-    "logical_or": (np.logical_or, "bool", "same"),
-    "logical_xor": (np.logical_xor, "bool", "same"),
+    "add": (np.add, "number", "same", lambda a, b: a + b),
+    "subtract": (np.subtract, "number", "same", lambda a, b: a - b),
+    "multiply": (np.multiply, "number", "same", lambda a, b: a * b),
+    "divide": (_trunc_divide, "number", "same", lambda a, b: a / b),
+    "floor_divide": (np.floor_divide, "number", "same", E.floordiv),
+    "floor_mod": (np.remainder, "number", "same", E.floormod),
+    "power": (np.power, "number", "same", _te_power),
+    "maximum": (np.maximum, "number", "same", E.max_expr),
+    "minimum": (np.minimum, "number", "same", E.min_expr),
+    "equal": (np.equal, "any", "bool", E.EQ),
+    "not_equal": (np.not_equal, "any", "bool", E.NE),
+    "less": (np.less, "any", "bool", E.LT),
+    "less_equal": (np.less_equal, "any", "bool", E.LE),
+    "greater": (np.greater, "any", "bool", E.GT),
+    "greater_equal": (np.greater_equal, "any", "bool", E.GE),
+    "logical_and": (np.logical_and, "bool", "same", E.logical_and),
+    "logical_or": (np.logical_or, "bool", "same", E.logical_or),
+    "logical_xor": (np.logical_xor, "bool", "same", E.NE),
 }
 
 
@@ -81,13 +90,21 @@ def _binary_reference(fn, result: str):
     return reference
 
 
-for _name, (_fn, _kind, _result) in _BINARY.items():
+def _elementwise_legalize(fn, name: str):
+    def legalize(inputs, out, **attrs):
+        return T.elementwise(inputs, out, lambda *xs: fn(*xs, **attrs), name=name)
+
+    return legalize
+
+
+for _name, (_fn, _kind, _result, _te_fn) in _BINARY.items():
     register_op(
         _name,
         num_args=2,
         infer_type=_binary_infer(_kind, _result),
         reference=_binary_reference(_fn, _result),
         pattern="broadcast",
+        legalize=_elementwise_legalize(_te_fn, _name),
     )
 
 
@@ -103,6 +120,7 @@ register_op(
     infer_type=_where_infer,
     reference=lambda cond, x, y: np.where(cond, x, y),
     pattern="broadcast",
+    legalize=_elementwise_legalize(E.select, "where"),
     doc="x where cond else y, all three broadcast together.",
 )
 
@@ -119,4 +137,5 @@ register_op(
     infer_type=_astype_infer,
     reference=lambda x, dtype: x.astype(dtype.to_numpy()),
     pattern="elementwise",
+    legalize=_elementwise_legalize(lambda x, dtype: T.cast(x, dtype), "astype"),
 )

@@ -1,5 +1,5 @@
-"""The operator registry: each graph op is declared once, with its attributes, type inference and numpy
-reference (legalization to loops will join the same entry).
+"""The operator registry: each graph op is declared once, with its attributes, type inference, numpy
+reference and legalization to loops.
 
     register_op("exp", num_args=1, infer_type=same_as_input, reference=np.exp, pattern="elementwise")
 
@@ -138,6 +138,9 @@ class OpDef:
     reference: Callable[..., Any] | None
     pattern: str = "opaque"
     doc: str = ""
+    # legalize(inputs: list[te.Tensor], out: Type, **attrs) -> te.Tensor | tuple[te.Tensor, ...]
+    # (see shapeflow.ir.graph.legalize); None for ops that have no loop-level form.
+    legalize: Callable[..., Any] | None = None
 
     def arity_ok(self, count: int) -> bool:
         if isinstance(self.num_args, int):
@@ -179,13 +182,14 @@ def register_op(
     attrs: Sequence[Attr] = (),
     pattern: str = "opaque",
     doc: str = "",
+    legalize: Callable[..., Any] | None = None,
 ) -> OpDef:
     """Declare an op. Declaring a name twice is an error: an op is declared in exactly one place."""
     if name in _REGISTRY:
         raise VerifyError(f"op '{name}' is already registered")
     if pattern not in PATTERNS:
         raise VerifyError(f"op '{name}': unknown pattern {pattern!r} (one of {PATTERNS})")
-    op_def = OpDef(name, num_args, tuple(attrs), infer_type, reference, pattern, doc)
+    op_def = OpDef(name, num_args, tuple(attrs), infer_type, reference, pattern, doc, legalize)
     _REGISTRY[name] = op_def
     _OPS[name] = Op(name)
     return op_def

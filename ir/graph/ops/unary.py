@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir import expr as E
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import require_bool, require_float
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_float, optional, register_op
 from shapeflow.ir.graph.types import Type
@@ -31,29 +34,46 @@ def _gelu_tanh(x):
     return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
-# name -> (numpy reference, which dtypes it accepts)
+def _te_gelu(x):
+    return x * 0.5 * (1.0 + te.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def _te_gelu_tanh(x):
+    return 0.5 * x * (1.0 + te.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
+
+
+def _te_sign(x):
+    zero, one = T.const(0, x.dtype), T.const(1, x.dtype)
+    return E.select(x > zero, one, E.select(x < zero, T.const(-1, x.dtype), zero))
+
+
+# name -> (numpy reference, which dtypes it accepts, te expression of one element)
 _UNARY = {
-    "exp": (np.exp, "float"),
-    "log": (np.log, "float"),
-    "sqrt": (np.sqrt, "float"),
-    "rsqrt": (lambda x: 1.0 / np.sqrt(x), "float"),
-    "tanh": (np.tanh, "float"),
-    "sigmoid": (_sigmoid, "float"),
-    "erf": (_erf, "float"),
-    "sin": (np.sin, "float"),
-    "cos": (np.cos, "float"),
-    "floor": (np.floor, "float"),
-    "ceil": (np.ceil, "float"),
-    "round": (np.round, "float"),
-    "gelu": (_gelu, "float"),
-    "gelu_tanh": (_gelu_tanh, "float"),
-    "silu": (lambda x: x * _sigmoid(x), "float"),
-    "abs": (np.abs, "number"),
-    "neg": (np.negative, "number"),
-    "square": (np.square, "number"),
-    "sign": (np.sign, "number"),
-    "relu": (lambda x: np.maximum(x, np.zeros((), x.dtype)), "number"),
-    "logical_not": (np.logical_not, "bool"),
+    "exp": (np.exp, "float", te.exp),
+    "log": (np.log, "float", te.log),
+    "sqrt": (np.sqrt, "float", te.sqrt),
+    "rsqrt": (lambda x: 1.0 / np.sqrt(x), "float", lambda x: 1.0 / te.sqrt(x)),
+    "tanh": (np.tanh, "float", te.tanh),
+    "sigmoid": (_sigmoid, "float", lambda x: 1.0 / (1.0 + te.exp(-x))),
+    "erf": (_erf, "float", te.erf),
+    "sin": (np.sin, "float", te.sin),
+    "cos": (np.cos, "float", te.cos),
+    "floor": (np.floor, "float", te.floor),
+    "ceil": (np.ceil, "float", te.ceil),
+    "round": (np.round, "float", te.round),
+    "gelu": (_gelu, "float", _te_gelu),
+    "gelu_tanh": (_gelu_tanh, "float", _te_gelu_tanh),
+    "silu": (lambda x: x * _sigmoid(x), "float", lambda x: x / (1.0 + te.exp(-x))),
+    "abs": (np.abs, "number", te.abs),
+    "neg": (np.negative, "number", lambda x: -x),
+    "square": (np.square, "number", lambda x: x * x),
+    "sign": (np.sign, "number", _te_sign),
+    "relu": (
+        lambda x: np.maximum(x, np.zeros((), x.dtype)),
+        "number",
+        lambda x: te.max(x, T.const(0, x.dtype)),
+    ),
+    "logical_not": (np.logical_not, "bool", E.logical_not),
 }
 
 
@@ -78,13 +98,21 @@ def _keep_dtype(fn):
     return reference
 
 
-for _name, (_fn, _kind) in _UNARY.items():
+def _unary_legalize(fn, name: str):
+    def legalize(inputs, out):
+        return T.elementwise(inputs, out, fn, name=name)
+
+    return legalize
+
+
+for _name, (_fn, _kind, _te_fn) in _UNARY.items():
     register_op(
         _name,
         num_args=1,
         infer_type=_same_as_input(_kind),
         reference=_keep_dtype(_fn),
         pattern="elementwise",
+        legalize=_unary_legalize(_te_fn, _name),
     )
 
 
@@ -94,8 +122,24 @@ def _clip_reference(x, min, max):  # noqa: A002 - attribute names are the op's
     return np.clip(x, lo, hi).astype(x.dtype, copy=False)
 
 
+def _clip_legalize(inputs, out, min, max):  # noqa: A002
+    x = inputs[0]
+
+    def clip(v):
+        # Integers clip in float64 and truncate back, as numpy's clip with float bounds then astype does.
+        w = v if v.dtype.is_float else T.cast(v, "float64")
+        if min is not None:
+            w = te.max(w, T.const(min, w.dtype))
+        if max is not None:
+            w = te.min(w, T.const(max, w.dtype))
+        return T.cast(w, v.dtype)
+
+    return T.elementwise([x], out, clip, name="clip")
+
+
 register_op(
     "clip",
+    legalize=_clip_legalize,
     num_args=1,
     attrs=(Attr("min", optional(attr_float), None), Attr("max", optional(attr_float), None)),
     infer_type=_same_as_input("number"),

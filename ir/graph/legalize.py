@@ -1,0 +1,167 @@
+"""Legalization: graph op calls become loop-level PrimFuncs called with `call_tir`.
+
+Each op's registry entry holds its legalization as a te-level function (we chose this form over one that
+builds a PrimFunc itself: the op writes only the computation, and one place here makes parameters, names,
+scalar arguments and checks for every op alike):
+
+    legalize(inputs: list[te.Tensor], out: Type, **attrs) -> te.Tensor | tuple[te.Tensor, ...]
+
+`inputs` are te placeholders with the arguments' symbolic shapes (the same int64 Vars as the graph types),
+`out` is the call's inferred type, `attrs` the normalized attributes (PrimExpr attributes such as reshape's
+shape stay symbolic). `legalize_call` turns the result into `te.create_prim_func(inputs + outputs + scalars)`.
+
+Symbolic Vars that no buffer parameter has as a plain dimension (a Var that only appears inside `n * m`,
+or only in an attribute such as a slice bound) become trailing int64 scalar parameters of the PrimFunc, in
+order; the call_tir passes them as its ShapeExpr of tir_vars, so every kernel can be run on arrays alone
+plus those values.
+
+`legalize_module` rewrites every op call of every graph function into a call_tir of a PrimFunc added to
+the module; structurally equal kernels are added once (structural_hash, then structural_equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shapeflow import te
+from shapeflow.errors import UnsupportedError
+from shapeflow.ir.expr import PrimExpr, Var
+from shapeflow.ir.functor import Mutator
+from shapeflow.ir.graph import expr as G
+from shapeflow.ir.graph.infer import type_of
+from shapeflow.ir.graph.ops.registry import get_op_def, infer_call_type, make_call
+from shapeflow.ir.graph.shape import free_vars
+from shapeflow.ir.graph.types import TensorType, TupleType, Type
+from shapeflow.ir.module import IRModule
+from shapeflow.ir.structural import structural_equal, structural_hash
+from shapeflow.ir.tir.function import PrimFunc
+
+_NOT_LEGALIZED = ("call_tir", "call_dps_library")
+
+
+def _tensor_fields(t: Type, what: str, op: str) -> tuple[TensorType, ...]:
+    fields = t.fields if isinstance(t, TupleType) else (t,)
+    for f in fields:
+        if not isinstance(f, TensorType) or f.shape is None or f.dtype is None:
+            raise UnsupportedError(
+                f"op '{op}': cannot legalize with {what} of type {f!r} (shape and dtype needed)"
+            )
+    return fields
+
+
+def _attr_vars(attrs) -> list[Var]:
+    exprs: list[PrimExpr] = []
+
+    def walk(value):
+        if isinstance(value, PrimExpr):
+            exprs.append(value)
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                walk(v)
+
+    for value in attrs.values():
+        walk(value)
+    return free_vars(exprs)
+
+
+def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Type]:
+    """The PrimFunc computing op call `call` on arguments of `arg_types`, and the call's output type.
+
+    The PrimFunc's parameters are the inputs, the outputs, then the int64 scalars for symbolic Vars that no
+    buffer has as a plain dimension (pass them as call_tir's tir_vars). UnsupportedError if the op has no
+    legalization or a type lacks its shape or dtype."""
+    op_def = get_op_def(call.op)
+    if op_def.legalize is None:
+        raise UnsupportedError(f"op '{op_def.name}' has no legalization to loops")
+    out_type = infer_call_type(call, arg_types)
+    in_fields = [_tensor_fields(t, f"argument {i}", op_def.name)[0] for i, t in enumerate(arg_types)]
+    for i, t in enumerate(arg_types):
+        if isinstance(t, TupleType):
+            raise UnsupportedError(f"op '{op_def.name}': argument {i} is a tuple")
+    out_fields = _tensor_fields(out_type, "output", op_def.name)
+    attrs = op_def.normalize_attrs(call.attrs)
+    inputs = [te.placeholder(t.shape, t.dtype, name=f"x{i}") for i, t in enumerate(in_fields)]
+    result = op_def.legalize(inputs, out_type, **attrs)
+    outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    if len(outputs) != len(out_fields):
+        raise UnsupportedError(
+            f"op '{op_def.name}': legalization made {len(outputs)} outputs, not {len(out_fields)}"
+        )
+    for k, (tensor, field) in enumerate(zip(outputs, out_fields)):
+        if tensor.dtype != field.dtype or len(tensor.shape) != len(field.shape):
+            raise UnsupportedError(
+                f"op '{op_def.name}': legalized output {k} is {tensor.dtype}{list(tensor.shape)}, "
+                f"inferred {field.dtype}{list(field.shape)}"
+            )
+    direct = {id(d) for t in (*in_fields, *out_fields) for d in t.shape if isinstance(d, Var)}
+    candidates = free_vars([d for t in (*in_fields, *out_fields) for d in t.shape]) + _attr_vars(attrs)
+    scalars: list[Var] = []
+    for v in candidates:
+        if id(v) not in direct and all(v is not s for s in scalars):
+            scalars.append(v)
+    func = te.create_prim_func([*inputs, *outputs, *scalars], name=op_def.name)
+    return func, out_type
+
+
+def scalar_params(func: PrimFunc) -> list[Var]:
+    """The trailing scalar parameters of a legalized PrimFunc (call_tir's tir_vars)."""
+    return [p for p in func.params if isinstance(p, Var)]
+
+
+class _Legalizer(Mutator):
+    def __init__(self, functions: dict, strict: bool):
+        super().__init__()
+        self.functions = functions
+        self.strict = strict
+        self.by_hash: dict[int, list[tuple[str, PrimFunc]]] = {}
+
+    def add_kernel(self, func: PrimFunc, base: str) -> str:
+        # Kernels are compared with one neutral global_symbol: the name they get is not part of what they do.
+        neutral = func.with_attr("global_symbol", "kernel")
+        key = structural_hash(neutral)
+        for name, seen in self.by_hash.get(key, []):
+            if structural_equal(seen, neutral):
+                return name
+        name, k = base, 0
+        while name in self.functions:
+            k += 1
+            name = f"{base}{k}"
+        self.functions[name] = func.with_attr("global_symbol", name)
+        self.by_hash.setdefault(key, []).append((name, neutral))
+        return name
+
+    def visit_Call(self, call: G.Call):
+        call = self.generic_visit(call)
+        if not isinstance(call.op, G.Op) or call.op.name in _NOT_LEGALIZED:
+            return call
+        try:
+            arg_types = [type_of(a) for a in call.args]
+            func, out_type = legalize_call(call, arg_types)
+        except UnsupportedError:
+            if self.strict:
+                raise
+            return call
+        name = self.add_kernel(func, call.op.name)
+        scalars = scalar_params(func)
+        call_args = [G.GlobalName(name), G.Tuple(tuple(call.args))]
+        if scalars:
+            call_args.append(G.ShapeExpr(tuple(scalars)))
+        return make_call("call_tir", call_args, type_args=(out_type,))
+
+
+def legalize_module(mod: IRModule, *, strict: bool = False) -> IRModule:
+    """A module in which every op call of every graph function is a call_tir of a PrimFunc of the module.
+
+    Calls that cannot be legalized (an op without a legalization, or argument types without a shape or
+    dtype) stay op calls, unless `strict`, where they raise UnsupportedError."""
+    functions = dict(mod.functions)
+    legalizer = _Legalizer(functions, strict)
+    for name, func in list(mod.functions.items()):
+        if isinstance(func, G.GraphFunction):
+            functions[name] = legalizer.visit(func)
+    return IRModule(functions, dict(mod.attrs))
+
+
+def legalize_function(func: G.GraphFunction, *, strict: bool = False) -> IRModule:
+    """`legalize_module` of a module holding only `func` (under its global_symbol, or "main")."""
+    return legalize_module(IRModule({func.name or "main": func}), strict=strict)
