@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir import expr as E
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import normalize_axis
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_int, register_op
 from shapeflow.ir.graph.types import TensorType, Type
@@ -28,8 +31,21 @@ def _take_reference(x, indices, axis):
     return np.take(x, indices, axis=axis)
 
 
+def _take_legalize(inputs, out, axis):
+    x, indices = inputs
+    axis = axis % x.ndim
+
+    def body(*idx):
+        where = T.cast(indices[idx[axis : axis + indices.ndim]], "int64")
+        where = E.select(where < T.const(0, "int64"), where + x.shape[axis], where)
+        return x[(*idx[:axis], where, *idx[axis + indices.ndim :])]
+
+    return te.compute(T.out_shape(out), body, name="take")
+
+
 register_op(
     "take",
+    legalize=_take_legalize,
     num_args=2,
     attrs=(Attr("axis", attr_int, 0),),
     infer_type=_take_infer,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import same_dtype
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_dtype, optional, register_op
 from shapeflow.ir.graph.shape import broadcast_shapes, compare_dims, format_dim
@@ -53,8 +55,45 @@ def _matmul_reference(a, b, out_dtype):
     return np.asarray(out).astype(out_dtype.to_numpy() if out_dtype else np.result_type(a, b), copy=False)
 
 
+def matmul_compute(a, b, shape, dtype, b_transposed: bool = False, name: str = "matmul"):
+    """numpy matmul of te tensors a and b (b read as (..., n, k) when `b_transposed`) into `shape`:
+    1-D operands are promoted and their unit dim dropped, batch dims broadcast."""
+    k_dim = a.shape[-1]
+    batch_rank = len(shape) - (a.ndim > 1) - (b.ndim > 1)
+    batch_shape = shape[:batch_rank]
+
+    def batch_index(t, idx, core: int):
+        rank = t.ndim - core
+        if rank <= 0:
+            return []
+        view = te.placeholder(t.shape[:rank], t.dtype, name="view")  # only its shape is used
+        return T.broadcast_index(view, idx[:batch_rank], batch_shape)
+
+    def body(*idx):
+        k = te.reduce_axis((0, k_dim), name="k")
+        rest = list(idx[batch_rank:])
+        row = [rest.pop(0)] if a.ndim > 1 else []
+        col = [rest.pop(0)] if b.ndim > 1 else []
+        a_index = (*batch_index(a, idx, 2 if a.ndim > 1 else 1), *row, k)
+        if b.ndim == 1:
+            b_index = (k,)
+        elif b_transposed:
+            b_index = (*batch_index(b, idx, 2), *col, k)
+        else:
+            b_index = (*batch_index(b, idx, 2), k, *col)
+        return te.sum(T.cast(a[a_index], dtype) * T.cast(b[b_index], dtype), axis=k)
+
+    return te.compute(shape, body, name=name)
+
+
+def _matmul_legalize(inputs, out, out_dtype):
+    a, b = inputs
+    return matmul_compute(a, b, T.out_shape(out), T.out_dtype(out))
+
+
 register_op(
     "matmul",
+    legalize=_matmul_legalize,
     num_args=2,
     attrs=(Attr("out_dtype", optional(attr_dtype), None),),
     infer_type=_matmul_infer,
@@ -86,8 +125,19 @@ def _linear_reference(x, weight, bias=None):
     return np.asarray(out).astype(np.result_type(x, weight), copy=False)
 
 
+def _linear_legalize(inputs, out):
+    x, w = inputs[:2]
+    shape = T.out_shape(out)
+    product = matmul_compute(x, w, shape, x.dtype, b_transposed=True, name="linear")
+    if len(inputs) == 2:
+        return product
+    bias = inputs[2]
+    return te.compute(shape, lambda *i: product[i] + T.bload(bias, i, shape), name="linear_bias")
+
+
 register_op(
     "linear",
+    legalize=_linear_legalize,
     num_args=(2, 3),
     infer_type=_linear_infer,
     reference=_linear_reference,

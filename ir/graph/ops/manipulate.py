@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.expr import IntImm
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import normalize_axes, normalize_axis, same_dtype
 from shapeflow.ir.graph.ops.registry import (
     Attr,
@@ -79,8 +81,25 @@ def _reshape_infer(info: CallInfo) -> Type:
     return TensorType(tuple(new), x.dtype)
 
 
+def reshape_compute(x, shape, name: str = "reshape"):
+    """x read in C order into `shape`: the flat output index, unravelled over x's (symbolic) dims."""
+
+    def body(*idx):
+        flat = T.const(0, "int64")
+        for i, dim in zip(idx, shape):
+            flat = flat * dim + i
+        index = []
+        for d in range(x.ndim - 1, -1, -1):
+            index.append(flat if d == 0 else E.floormod(flat, x.shape[d]))
+            flat = E.floordiv(flat, x.shape[d])
+        return x[tuple(reversed(index))]
+
+    return te.compute(shape, body, name=name)
+
+
 register_op(
     "reshape",
+    legalize=lambda inputs, out, shape: reshape_compute(inputs[0], T.out_shape(out)),
     num_args=1,
     attrs=(Attr("shape", attr_shape),),
     infer_type=_reshape_infer,
@@ -107,8 +126,22 @@ def _permute_infer(info: CallInfo) -> Type:
     return TensorType(tuple(x.shape[a] for a in axes), x.dtype)
 
 
+def _permute_legalize(inputs, out, axes):
+    x = inputs[0]
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+
+    def body(*idx):
+        index = [None] * x.ndim
+        for j, a in enumerate(axes):
+            index[a] = idx[j]
+        return x[tuple(index)]
+
+    return te.compute(T.out_shape(out), body, name="permute_dims")
+
+
 register_op(
     "permute_dims",
+    legalize=_permute_legalize,
     num_args=1,
     attrs=(Attr("axes", optional(attr_ints), None),),
     infer_type=_permute_infer,
@@ -129,8 +162,18 @@ def _expand_dims_infer(info: CallInfo) -> Type:
     return TensorType(tuple(_ONE if i in axes else next(dims) for i in range(rank)), x.dtype)
 
 
+def _expand_dims_legalize(inputs, out, axis):
+    x = inputs[0]
+    rank = x.ndim + len(axis)
+    axes = {a % rank for a in axis}
+    return te.compute(
+        T.out_shape(out), lambda *i: x[tuple(v for d, v in enumerate(i) if d not in axes)], name="expand_dims"
+    )
+
+
 register_op(
     "expand_dims",
+    legalize=_expand_dims_legalize,
     num_args=1,
     attrs=(Attr("axis", attr_ints),),
     infer_type=_expand_dims_infer,
@@ -165,8 +208,23 @@ def _squeeze_infer(info: CallInfo) -> Type:
     return TensorType(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)
 
 
+def _squeeze_legalize(inputs, out, axis):
+    x = inputs[0]
+    if axis is None:
+        gone = {d for d, dim in enumerate(x.shape) if _is_one(dim)}
+    else:
+        gone = {a % x.ndim for a in axis}
+
+    def body(*idx):
+        it = iter(idx)
+        return x[tuple(T.const(0, "int64") if d in gone else next(it) for d in range(x.ndim))]
+
+    return te.compute(T.out_shape(out), body, name="squeeze")
+
+
 register_op(
     "squeeze",
+    legalize=_squeeze_legalize,
     num_args=1,
     attrs=(Attr("axis", optional(attr_ints), None),),
     infer_type=_squeeze_infer,
@@ -207,6 +265,7 @@ def _flatten_reference(x, start_dim, end_dim):
 
 register_op(
     "flatten",
+    legalize=lambda inputs, out, start_dim, end_dim: reshape_compute(inputs[0], T.out_shape(out), "flatten"),
     num_args=1,
     attrs=(Attr("start_dim", attr_int, 0), Attr("end_dim", attr_int, -1)),
     infer_type=_flatten_infer,
@@ -245,8 +304,32 @@ def _concat_infer(info: CallInfo) -> Type:
     return TensorType((*first[:axis], joined, *first[axis + 1 :]), dtype)
 
 
+def _concat_legalize(inputs, out, axis):
+    shape = T.out_shape(out)
+    axis = axis % len(shape)
+
+    def body(*idx):
+        offsets, start = [], T.const(0, "int64")
+        for x in inputs:
+            offsets.append(start)
+            start = start + x.shape[axis]
+
+        def read(k):
+            index = list(idx)
+            index[axis] = idx[axis] - offsets[k]
+            return inputs[k][tuple(index)]
+
+        value = read(len(inputs) - 1)
+        for k in range(len(inputs) - 2, -1, -1):
+            value = te.if_then_else(idx[axis] < offsets[k + 1], read(k), value)
+        return value
+
+    return te.compute(shape, body, name="concat")
+
+
 register_op(
     "concat",
+    legalize=_concat_legalize,
     num_args=(1, None),
     attrs=(Attr("axis", attr_int, 0),),
     infer_type=_concat_infer,
@@ -296,8 +379,26 @@ def _split_reference(x, indices_or_sections, axis):
     return tuple(np.split(x, indices_or_sections, axis=axis))
 
 
+def _split_legalize(inputs, out, indices_or_sections, axis):
+    x = inputs[0]
+    axis = axis % x.ndim
+    outs, start = [], T.const(0, "int64")
+    for k in range(len(out.fields)):
+        shape = T.out_shape(out, k)
+
+        def body(*idx, start=start):
+            index = list(idx)
+            index[axis] = idx[axis] + start
+            return x[tuple(index)]
+
+        outs.append(te.compute(shape, body, name=f"split{k}"))
+        start = start + shape[axis]
+    return tuple(outs)
+
+
 register_op(
     "split",
+    legalize=_split_legalize,
     num_args=1,
     attrs=(Attr("indices_or_sections", _split_spec), Attr("axis", attr_int, 0)),
     infer_type=_split_infer,
@@ -328,6 +429,7 @@ def _broadcast_to_infer(info: CallInfo) -> Type:
 
 register_op(
     "broadcast_to",
+    legalize=lambda inputs, out, shape: T.elementwise(inputs, out, lambda v: v, "broadcast_to"),
     num_args=1,
     attrs=(Attr("shape", attr_shape),),
     infer_type=_broadcast_to_infer,

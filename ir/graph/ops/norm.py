@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import normalize_axes, require_float, same_dtype
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_float, attr_ints, register_op
 from shapeflow.ir.graph.shape import compare_dims, format_dim
@@ -63,6 +65,54 @@ def _rms_norm(x, weight, axes, epsilon):
     return (x / np.sqrt(ms + epsilon) * _expand(weight, x, axes)).astype(x.dtype, copy=False)
 
 
+def _moments(x, axes, centered: bool):
+    """mean over `axes` (keepdims) and the mean of squares of x - mean (centered) or of x."""
+    count = T.const(1, "int64")
+    for a in axes:
+        count = count * x.shape[a]
+    n = T.cast(count, x.dtype)
+    mean = None
+    if centered:
+        total = T.reduction(x, axes, True, lambda idx, rvs: te.sum(x[tuple(idx)], axis=rvs), "sum")
+        mean = te.compute(total.shape, lambda *i: total[i] / n, name="mean")
+
+    def square(idx, rvs):
+        v = x[tuple(idx)] - mean[T.keep_index(idx, axes)] if centered else x[tuple(idx)]
+        return te.sum(v * v, axis=rvs)
+
+    squares = T.reduction(x, axes, True, square, "sum_sq")
+    var = te.compute(squares.shape, lambda *i: squares[i] / n, name="var")
+    return mean, var
+
+
+def _param(p, idx, axes):
+    return p[tuple(idx[a] for a in axes)]
+
+
+def _layer_norm_legalize(inputs, out, axes, epsilon):
+    x, gamma, beta = inputs
+    axes = sorted(a % x.ndim for a in axes)
+    mean, var = _moments(x, axes, True)
+
+    def body(*i):
+        k = T.keep_index(i, axes)
+        normed = (x[i] - mean[k]) / te.sqrt(var[k] + epsilon)
+        return normed * _param(gamma, i, axes) + _param(beta, i, axes)
+
+    return te.compute(x.shape, body, name="layer_norm")
+
+
+def _rms_norm_legalize(inputs, out, axes, epsilon):
+    x, weight = inputs
+    axes = sorted(a % x.ndim for a in axes)
+    _, ms = _moments(x, axes, False)
+
+    def body(*i):
+        return x[i] / te.sqrt(ms[T.keep_index(i, axes)] + epsilon) * _param(weight, i, axes)
+
+    return te.compute(x.shape, body, name="rms_norm")
+
+
 _NORM_ATTRS = (Attr("axes", attr_ints, (-1,)), Attr("epsilon", attr_float, 1e-5))
 register_op(
     "layer_norm",
@@ -71,6 +121,7 @@ register_op(
     infer_type=_norm_infer(("gamma", "beta")),
     reference=_layer_norm,
     pattern="reduction",
+    legalize=_layer_norm_legalize,
     doc="(x - mean) / sqrt(var + epsilon) * gamma + beta over `axes`.",
 )
 register_op(
@@ -80,5 +131,6 @@ register_op(
     infer_type=_norm_infer(("weight",)),
     reference=_rms_norm,
     pattern="reduction",
+    legalize=_rms_norm_legalize,
     doc="x / sqrt(mean(x^2) + epsilon) * weight over `axes`.",
 )

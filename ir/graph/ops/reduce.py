@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from shapeflow import te
+from shapeflow.ir import expr as E
 from shapeflow.ir.dtype import DataType
 from shapeflow.ir.expr import IntImm
+from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import normalize_axes, normalize_axis, require_float
 from shapeflow.ir.graph.ops.registry import (
     Attr,
@@ -49,8 +52,33 @@ def _reduce_reference(fn):
     return reference
 
 
-_REDUCE = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod}
-for _name, _fn in _REDUCE.items():
+def _axes(x, axis) -> list[int]:
+    return list(range(x.ndim)) if axis is None else sorted(a % x.ndim for a in axis)
+
+
+def _reduce_legalize(reducer, name: str):
+    def legalize(inputs, out, axis, keepdims):
+        x = inputs[0]
+        axes = _axes(x, axis)
+        total = T.reduction(x, axes, keepdims, lambda idx, rvs: reducer(x[tuple(idx)], axis=rvs), name)
+        if name != "mean":
+            return total
+        count = T.const(1, "int64")
+        for a in axes:
+            count = count * x.shape[a]
+        return te.compute(total.shape, lambda *i: total[i] / T.cast(count, x.dtype), name="mean_div")
+
+    return legalize
+
+
+_REDUCE = {
+    "sum": (np.sum, te.sum),
+    "mean": (np.mean, te.sum),
+    "max": (np.max, te.max),
+    "min": (np.min, te.min),
+    "prod": (np.prod, te.prod),
+}
+for _name, (_fn, _te_reducer) in _REDUCE.items():
     register_op(
         _name,
         num_args=1,
@@ -58,6 +86,7 @@ for _name, _fn in _REDUCE.items():
         infer_type=_reduce_infer,
         reference=_reduce_reference(_fn),
         pattern="reduction",
+        legalize=_reduce_legalize(_te_reducer, _name),
     )
 
 
@@ -74,7 +103,28 @@ def _arg_reference(fn):
     return reference
 
 
-for _name, _fn in {"argmax": np.argmax, "argmin": np.argmin}.items():
+def _arg_legalize(extreme, name: str):
+    """Two reductions (te has no tuple reductions): the extreme value, then the smallest flat index (over
+    the reduced axes, C order) holding it, which is numpy's first occurrence."""
+
+    def legalize(inputs, out, axis, keepdims):
+        x = inputs[0]
+        axes = _axes(x, None if axis is None else (axis,))
+        best = T.reduction(x, axes, True, lambda idx, rvs: extreme(x[tuple(idx)], axis=rvs), f"{name}_value")
+
+        def first_index(idx, rvs):
+            flat = T.const(0, "int64")
+            for a, rv in zip(axes, rvs):
+                flat = flat * x.shape[a] + rv
+            hit = E.EQ(x[tuple(idx)], best[T.keep_index(idx, axes)])
+            return te.min(E.select(hit, flat, T.const(2**62, "int64")), axis=rvs)
+
+        return T.reduction(x, axes, keepdims, first_index, name)
+
+    return legalize
+
+
+for _name, _fn, _te_fn in (("argmax", np.argmax, te.max), ("argmin", np.argmin, te.min)):
     register_op(
         _name,
         num_args=1,
@@ -82,6 +132,7 @@ for _name, _fn in {"argmax": np.argmax, "argmin": np.argmin}.items():
         infer_type=_arg_infer,
         reference=_arg_reference(_fn),
         pattern="reduction",
+        legalize=_arg_legalize(_te_fn, _name),
     )
 
 
@@ -104,6 +155,29 @@ def _log_softmax(x, axis):
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
 
 
+def _softmax_legalize(log: bool):
+    """Numerically stable: exponentials of x - max(x), so large inputs do not overflow."""
+
+    def legalize(inputs, out, axis):
+        x = inputs[0]
+        axes = [axis % x.ndim]
+        top = T.reduction(x, axes, True, lambda idx, rvs: te.max(x[tuple(idx)], axis=rvs), "max")
+
+        def shifted(idx):
+            return x[tuple(idx)] - top[T.keep_index(idx, axes)]
+
+        total = T.reduction(x, axes, True, lambda idx, rvs: te.sum(te.exp(shifted(idx)), axis=rvs), "sum_exp")
+        if log:
+            return te.compute(
+                x.shape, lambda *i: shifted(i) - te.log(total[T.keep_index(i, axes)]), name="log_softmax"
+            )
+        return te.compute(
+            x.shape, lambda *i: te.exp(shifted(i)) / total[T.keep_index(i, axes)], name="softmax"
+        )
+
+    return legalize
+
+
 for _name, _fn in {"softmax": _softmax, "log_softmax": _log_softmax}.items():
     register_op(
         _name,
@@ -112,4 +186,5 @@ for _name, _fn in {"softmax": _softmax, "log_softmax": _log_softmax}.items():
         infer_type=_softmax_infer,
         reference=_fn,
         pattern="reduction",
+        legalize=_softmax_legalize(_name == "log_softmax"),
     )
