@@ -82,7 +82,8 @@ class _Equal:
                 raise _Mismatch(path, sorted(a.functions), sorted(b.functions), "different function names")
             self.compare(a.attrs, b.attrs, f"{path}.attrs")
             for name in sorted(a.functions):
-                self.compare(a.functions[name], b.functions[name], f"{path}[{name!r}]")
+                # Each function binds its own variables: the same function object may sit under two names.
+                _Equal().compare(a.functions[name], b.functions[name], f"{path}[{name!r}]")
             return
         if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
             if len(a) != len(b):
@@ -161,7 +162,7 @@ class _Hasher:
                 (
                     "module",
                     self.hash(obj.attrs),
-                    tuple((n, self.hash(obj.functions[n])) for n in sorted(obj.functions)),
+                    tuple((n, _Hasher().hash(obj.functions[n])) for n in sorted(obj.functions)),
                 )
             )
         if isinstance(obj, (tuple, list)):

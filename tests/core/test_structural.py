@@ -42,3 +42,11 @@ def test_dtypes_and_constants_matter():
     assert not structural_equal(Var("x") + 1, Var("x") + 2)
     nan = Var("f", "float32") * float("nan")
     assert structural_equal(nan, Var("g", "float32") * float("nan"))
+
+
+def test_same_function_under_two_names_equals_its_copy():
+    f = make_copy()
+    mod = IRModule({"a": f, "b": f})
+    other = IRModule({"a": make_copy("m"), "b": make_copy("k")})
+    assert structural_equal(mod, other)
+    assert structural_hash(mod) == structural_hash(other)
