@@ -188,8 +188,8 @@ def bench_add(repeat: int) -> list:
         kernel(a, b, out)
         np.add(a, b, out=ref)
         assert np.array_equal(out, ref)
-        t_sf = best_of(lambda: kernel(a, b, out), repeat)
-        t_np = best_of(lambda: np.add(a, b, out=ref), repeat)
+        t_sf = best_of(lambda a=a, b=b, out=out: kernel(a, b, out), repeat)
+        t_np = best_of(lambda a=a, b=b, ref=ref: np.add(a, b, out=ref), repeat)
         rows.append(
             {
                 "n": n,
@@ -252,8 +252,8 @@ def bench_rows(repeat: int) -> list:
             kernel(x, out)
             err = float(np.max(np.abs(out - peers[op](x)) / (np.abs(peers[op](x)) + 1e-3)))
             number = 200 if n == 1 else (20 if n == 64 else 1)
-            t_sf = best_of(lambda k=kernel, o=out: k(x, o), repeat, number)
-            t_np = best_of(lambda p=peers[op]: p(x), repeat, number)
+            t_sf = best_of(lambda k=kernel, o=out, x=x: k(x, o), repeat, number)
+            t_np = best_of(lambda p=peers[op], x=x: p(x), repeat, number)
             rows.append(
                 {
                     "op": op,
