@@ -1,0 +1,506 @@
+"""Convolution (conv1d, conv2d: NCW / NCHW, stride, padding, dilation, groups), pooling (max, avg,
+adaptive avg; NCHW) and the inference normalizations batch_norm and group_norm.
+
+Padding is its own te stage (a compute whose out-of-bounds elements are the pad value): a Select inside a
+reduction evaluates both branches, so reading x directly at padded positions would fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from shapeflow import te
+from shapeflow.ir import expr as E
+from shapeflow.ir.graph.ops import te_util as T
+from shapeflow.ir.graph.ops.common import require_float, same_dtype
+from shapeflow.ir.graph.ops.registry import (
+    Attr,
+    CallInfo,
+    attr_bool,
+    attr_float,
+    attr_int,
+    attr_ints,
+    register_op,
+)
+from shapeflow.ir.graph.shape import compare_dims, format_dim, simplify
+from shapeflow.ir.graph.types import TensorType, Type
+
+
+def _spatial(info: CallInfo, name: str, rank: int, default: int) -> tuple[int, ...]:
+    value = info.attrs[name]
+    if value is None:
+        return (default,) * rank
+    if len(value) == 1:
+        value = value * rank
+    if len(value) != rank:
+        raise info.fail(f"{name} needs {rank} values, got {value}")
+    return value
+
+
+def _padding(info: CallInfo, rank: int) -> tuple[int, ...]:
+    """(before..., after...) per spatial dim; one value or one per dim is symmetric."""
+    value = info.attrs["padding"]
+    if len(value) == 1:
+        value = value * (2 * rank)
+    elif len(value) == rank:
+        value = value + value
+    if len(value) != 2 * rank or any(p < 0 for p in value):
+        raise info.fail(f"padding needs 1, {rank} or {2 * rank} non-negative values, got {value}")
+    return value
+
+
+def _window_out(dim, k, stride, pad_lo, pad_hi, dilation):
+    return simplify(E.floordiv(dim + (pad_lo + pad_hi - dilation * (k - 1) - 1), stride) + 1)
+
+
+def _norm_spatial(info: CallInfo, rank: int) -> dict:
+    strides = _spatial(info, "strides", rank, 1)
+    dilation = _spatial(info, "dilation", rank, 1)
+    if any(s <= 0 for s in (*strides, *dilation)):
+        raise info.fail("strides and dilation must be positive")
+    return dict(strides=strides, padding=_padding(info, rank), dilation=dilation)
+
+
+def _conv_infer(rank: int):
+    def infer(info: CallInfo) -> Type:
+        x, w = info.tensor(0), info.tensor(1)
+        dtype = same_dtype(info, (x, w))
+        for t, what in ((x, "data"), (w, "weight")):
+            if t.known_rank and t.ndim != rank + 2:
+                raise info.fail(f"{what} must have rank {rank + 2}, got {t.ndim}")
+        groups = info.attrs["groups"]
+        if groups <= 0:
+            raise info.fail("groups must be positive")
+        sp = _norm_spatial(info, rank)
+        if x.shape is None or w.shape is None:
+            return TensorType(None, dtype, rank + 2)
+        if compare_dims(x.shape[1], w.shape[1] * groups) is False:
+            raise info.shape_error(
+                "input channels do not match weight channels * groups",
+                dimension=1,
+                expected=format_dim(simplify(w.shape[1] * groups)),
+                actual=format_dim(x.shape[1]),
+            )
+        out = [x.shape[0], w.shape[0]]
+        for i in range(rank):
+            out.append(
+                _window_out(
+                    x.shape[2 + i],
+                    w.shape[2 + i],
+                    sp["strides"][i],
+                    sp["padding"][i],
+                    sp["padding"][rank + i],
+                    sp["dilation"][i],
+                )
+            )
+        return TensorType(tuple(out), dtype)
+
+    return infer
+
+
+def _pad_np(x, padding, value=0.0):
+    rank = x.ndim - 2
+    pads = [(0, 0), (0, 0)] + [(padding[i], padding[rank + i]) for i in range(rank)]
+    return np.pad(x, pads, constant_values=value)
+
+
+def _full_padding(padding, rank):
+    if len(padding) == 1:
+        return padding * (2 * rank)
+    return padding + padding if len(padding) == rank else padding
+
+
+def _conv_reference(x, w, strides, padding, dilation, groups):
+    rank = x.ndim - 2
+    strides = strides * rank if len(strides) == 1 else strides
+    dilation = dilation * rank if len(dilation) == 1 else dilation
+    xp = _pad_np(x.astype(np.float64), _full_padding(padding, rank))
+    cg, og = x.shape[1] // groups, w.shape[0] // groups
+    ks = w.shape[2:]
+    out_sp = [(xp.shape[2 + i] - dilation[i] * (ks[i] - 1) - 1) // strides[i] + 1 for i in range(rank)]
+    out = np.zeros((x.shape[0], w.shape[0], *(max(o, 0) for o in out_sp)))
+    if min(out_sp, default=1) <= 0:
+        return out.astype(x.dtype)
+    for g in range(groups):
+        for kpos in np.ndindex(*ks):
+            window = tuple(
+                slice(
+                    kpos[i] * dilation[i],
+                    kpos[i] * dilation[i] + strides[i] * (out_sp[i] - 1) + 1,
+                    strides[i],
+                )
+                for i in range(rank)
+            )
+            patch = xp[(slice(None), slice(g * cg, (g + 1) * cg), *window)]
+            wk = w[(slice(g * og, (g + 1) * og), slice(None), *kpos)].astype(np.float64)
+            out[:, g * og : (g + 1) * og] += np.einsum("nc...,oc->no...", patch, wk)
+    return out.astype(x.dtype)
+
+
+def pad_stage(x, before, after, value, name="pad"):
+    """x with `before`/`after` elements of `value` around each dim (lists of ints, one per dim)."""
+    if not any(before) and not any(after):
+        return x
+    shape = [d + b + a for d, b, a in zip(x.shape, before, after)]
+
+    def body(*idx):
+        inside = [E.logical_and(i >= b, i < b + d) for i, b, d in zip(idx, before, x.shape) if True]
+        cond = inside[0]
+        for c in inside[1:]:
+            cond = E.logical_and(cond, c)
+        return te.if_then_else(cond, x[tuple(i - b for i, b in zip(idx, before))], T.const(value, x.dtype))
+
+    return te.compute(shape, body, name=name)
+
+
+def _conv_legalize(inputs, out, strides, padding, dilation, groups):
+    x, w = inputs
+    rank = x.ndim - 2
+    strides = strides * rank if len(strides) == 1 else strides
+    dilation = dilation * rank if len(dilation) == 1 else dilation
+    padding = _full_padding(padding, rank)
+    xp = pad_stage(x, [0, 0, *padding[:rank]], [0, 0, *padding[rank:]], 0.0)
+    cg = w.shape[1]
+    og = E.floordiv(w.shape[0], groups)
+
+    def body(n, o, *p):
+        c = te.reduce_axis((0, cg), name="c")
+        ks = [te.reduce_axis((0, w.shape[2 + i]), name=f"k{i}") for i in range(rank)]
+        g = E.floordiv(o, og)
+        xi = [p[i] * strides[i] + ks[i] * dilation[i] for i in range(rank)]
+        return te.sum(xp[(n, g * cg + c, *xi)] * w[(o, c, *ks)], axis=[c, *ks])
+
+    return te.compute(T.out_shape(out), body, name=f"conv{rank}d")
+
+
+def _conv_attrs(rank: int):
+    return (
+        Attr("strides", attr_ints, (1,) * rank),
+        Attr("padding", attr_ints, (0,) * rank),
+        Attr("dilation", attr_ints, (1,) * rank),
+        Attr("groups", attr_int, 1),
+    )
+
+
+for _rank in (1, 2):
+    register_op(
+        f"conv{_rank}d",
+        num_args=2,
+        attrs=_conv_attrs(_rank),
+        infer_type=_conv_infer(_rank),
+        reference=_conv_reference,
+        pattern="out_elementwise_fusable",
+        doc="Convolution of data (N, C, *spatial) with weight (O, C / groups, *kernel); padding is "
+        "(before..., after...) or one value per spatial dim.",
+        legalize=_conv_legalize,
+    )
+
+
+# -- pooling ------------------------------------------------------------------------------------------
+
+
+def _pool_infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    if x.known_rank and x.ndim != 4:
+        raise info.fail(f"data must have rank 4 (NCHW), got {x.ndim}")
+    size = _spatial(info, "pool_size", 2, 1)
+    sp = _norm_spatial(info, 2)
+    if x.shape is None:
+        return TensorType(None, x.dtype, 4)
+    out = [x.shape[0], x.shape[1]]
+    for i in range(2):
+        out.append(
+            _window_out(
+                x.shape[2 + i],
+                size[i],
+                sp["strides"][i],
+                sp["padding"][i],
+                sp["padding"][2 + i],
+                sp["dilation"][i],
+            )
+        )
+    return TensorType(tuple(out), x.dtype)
+
+
+def _pool_windows(x, pool_size, strides, padding, dilation, fill):
+    size = pool_size * 2 if len(pool_size) == 1 else pool_size
+    strides = strides * 2 if len(strides) == 1 else strides
+    dilation = dilation * 2 if len(dilation) == 1 else dilation
+    xp = _pad_np(x, _full_padding(padding, 2), fill)
+    oh = (xp.shape[2] - dilation[0] * (size[0] - 1) - 1) // strides[0] + 1
+    ow = (xp.shape[3] - dilation[1] * (size[1] - 1) - 1) // strides[1] + 1
+    for kh, kw in itertools.product(range(size[0]), range(size[1])):
+        h0, w0 = kh * dilation[0], kw * dilation[1]
+        yield xp[
+            :,
+            :,
+            h0 : h0 + strides[0] * (oh - 1) + 1 : strides[0],
+            w0 : w0 + strides[1] * (ow - 1) + 1 : strides[1],
+        ]
+
+
+def _max_pool_reference(x, pool_size, strides, padding, dilation):
+    return np.max(
+        np.stack(list(_pool_windows(x, pool_size, strides, padding, dilation, -np.inf))), axis=0
+    ).astype(x.dtype)
+
+
+def _avg_pool_reference(x, pool_size, strides, padding, dilation, count_include_pad):
+    total = sum(w.astype(np.float64) for w in _pool_windows(x, pool_size, strides, padding, dilation, 0.0))
+    if count_include_pad:
+        size = pool_size * 2 if len(pool_size) == 1 else pool_size
+        return (total / (size[0] * size[1])).astype(x.dtype)
+    count = sum(_pool_windows(np.ones_like(x, np.float64), pool_size, strides, padding, dilation, 0.0))
+    return (total / count).astype(x.dtype)
+
+
+def _pool_legalize(kind: str):
+    def legalize(inputs, out, pool_size, strides, padding, dilation, count_include_pad=True):
+        x = inputs[0]
+        size = pool_size * 2 if len(pool_size) == 1 else pool_size
+        strides = strides * 2 if len(strides) == 1 else strides
+        dilation = dilation * 2 if len(dilation) == 1 else dilation
+        padding = _full_padding(padding, 2)
+        fill = float(np.finfo(x.dtype.to_numpy()).min) if kind == "max" else 0.0
+        xp = pad_stage(x, [0, 0, *padding[:2]], [0, 0, *padding[2:]], fill)
+
+        def window(n, c, h, w, kh, kw):
+            return (n, c, h * strides[0] + kh * dilation[0], w * strides[1] + kw * dilation[1])
+
+        def body(n, c, h, w):
+            kh, kw = te.reduce_axis((0, size[0]), name="kh"), te.reduce_axis((0, size[1]), name="kw")
+            reducer = te.max if kind == "max" else te.sum
+            return reducer(xp[window(n, c, h, w, kh, kw)], axis=[kh, kw])
+
+        pooled = te.compute(T.out_shape(out), body, name=f"{kind}_pool2d")
+        if kind == "max":
+            return pooled
+        if count_include_pad:
+            return te.compute(pooled.shape, lambda *i: pooled[i] / float(size[0] * size[1]), name="avg")
+
+        def count(n, c, h, w):
+            kh, kw = te.reduce_axis((0, size[0]), name="kh"), te.reduce_axis((0, size[1]), name="kw")
+            _, _, ph, pw = window(n, c, h, w, kh, kw)
+            valid = E.logical_and(
+                E.logical_and(ph >= padding[0], ph < padding[0] + x.shape[2]),
+                E.logical_and(pw >= padding[1], pw < padding[1] + x.shape[3]),
+            )
+            return te.sum(E.select(valid, T.const(1.0, x.dtype), T.const(0.0, x.dtype)), axis=[kh, kw])
+
+        counts = te.compute(pooled.shape, count, name="valid_count")
+        return te.compute(pooled.shape, lambda *i: pooled[i] / counts[i], name="avg")
+
+    return legalize
+
+
+_POOL_ATTRS = (
+    Attr("pool_size", attr_ints),
+    Attr("strides", attr_ints, (1, 1)),
+    Attr("padding", attr_ints, (0, 0)),
+    Attr("dilation", attr_ints, (1, 1)),
+)
+register_op(
+    "max_pool2d",
+    num_args=1,
+    attrs=_POOL_ATTRS,
+    infer_type=_pool_infer,
+    reference=_max_pool_reference,
+    pattern="out_elementwise_fusable",
+    legalize=_pool_legalize("max"),
+)
+register_op(
+    "avg_pool2d",
+    num_args=1,
+    attrs=(*_POOL_ATTRS, Attr("count_include_pad", attr_bool, True)),
+    infer_type=_pool_infer,
+    reference=_avg_pool_reference,
+    pattern="out_elementwise_fusable",
+    legalize=_pool_legalize("avg"),
+)
+
+
+def _adaptive_infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    require_float(info, x)
+    size = _spatial(info, "output_size", 2, 1)
+    if x.known_rank and x.ndim != 4:
+        raise info.fail(f"data must have rank 4 (NCHW), got {x.ndim}")
+    if x.shape is None:
+        return TensorType(None, x.dtype, 4)
+    return TensorType((x.shape[0], x.shape[1], *size), x.dtype)
+
+
+def _adaptive_reference(x, output_size):
+    oh, ow = output_size * 2 if len(output_size) == 1 else output_size
+    h, w = x.shape[2:]
+    out = np.zeros((*x.shape[:2], oh, ow), x.dtype)
+    for i, j in itertools.product(range(oh), range(ow)):
+        hs, he = i * h // oh, -((-(i + 1) * h) // oh)
+        ws, we = j * w // ow, -((-(j + 1) * w) // ow)
+        out[:, :, i, j] = x[:, :, hs:he, ws:we].astype(np.float64).mean(axis=(2, 3))
+    return out
+
+
+def _adaptive_legalize(inputs, out, output_size):
+    """Each window [floor(i*H/OH), ceil((i+1)*H/OH)) is a reduction over all of H under a condition (a
+    reduction's domain cannot depend on the output index)."""
+    x = inputs[0]
+    oh, ow = output_size * 2 if len(output_size) == 1 else output_size
+    h, w = x.shape[2], x.shape[3]
+
+    def bounds(i, dim, o):
+        return E.floordiv(i * dim, o), E.floordiv((i + 1) * dim + (o - 1), o)
+
+    def window_sum(n, c, i, j, value):
+        rh, rw = te.reduce_axis((0, h), name="rh"), te.reduce_axis((0, w), name="rw")
+        (hs, he), (ws, we) = bounds(i, h, oh), bounds(j, w, ow)
+        inside = E.logical_and(E.logical_and(rh >= hs, rh < he), E.logical_and(rw >= ws, rw < we))
+        return te.sum(value(n, c, rh, rw), axis=[rh, rw], where=inside)
+
+    shape = T.out_shape(out)
+    total = te.compute(shape, lambda n, c, i, j: window_sum(n, c, i, j, lambda *k: x[k]), name="window_sum")
+
+    def body(n, c, i, j):
+        (hs, he), (ws, we) = bounds(i, h, oh), bounds(j, w, ow)
+        return total[n, c, i, j] / T.cast((he - hs) * (we - ws), x.dtype)
+
+    return te.compute(shape, body, name="adaptive_avg_pool2d")
+
+
+register_op(
+    "adaptive_avg_pool2d",
+    num_args=1,
+    attrs=(Attr("output_size", attr_ints),),
+    infer_type=_adaptive_infer,
+    reference=_adaptive_reference,
+    pattern="reduction",
+    legalize=_adaptive_legalize,
+)
+
+
+# -- batch_norm (inference) and group_norm ---------------------------------------------------------
+
+
+def _batch_norm_infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    require_float(info, x)
+    same_dtype(info, [info.tensor(i) for i in range(5)])
+    for i in range(1, 5):
+        p = info.tensor(i)
+        if p.known_rank and p.ndim != 1:
+            raise info.fail(f"parameter {i} must have rank 1, got {p.ndim}")
+        if x.shape is not None and p.shape is not None:
+            axis = info.attrs["axis"] % x.ndim
+            if compare_dims(p.shape[0], x.shape[axis]) is False:
+                raise info.shape_error(
+                    f"parameter {i} does not match channel dimension {axis}",
+                    dimension=axis,
+                    expected=format_dim(x.shape[axis]),
+                    actual=format_dim(p.shape[0]),
+                )
+    return x
+
+
+def _batch_norm_reference(x, gamma, beta, mean, var, axis, epsilon):
+    shape = [1] * x.ndim
+    shape[axis % x.ndim] = -1
+    r = [a.reshape(shape) for a in (gamma, beta, mean, var)]
+    return ((x - r[2]) / np.sqrt(r[3] + epsilon) * r[0] + r[1]).astype(x.dtype)
+
+
+def _batch_norm_legalize(inputs, out, axis, epsilon):
+    x, gamma, beta, mean, var = inputs
+    axis = axis % x.ndim
+
+    def body(*i):
+        c = i[axis]
+        return (x[i] - mean[c]) / te.sqrt(var[c] + epsilon) * gamma[c] + beta[c]
+
+    return te.compute(x.shape, body, name="batch_norm")
+
+
+register_op(
+    "batch_norm",
+    num_args=5,
+    attrs=(Attr("axis", attr_int, 1), Attr("epsilon", attr_float, 1e-5)),
+    infer_type=_batch_norm_infer,
+    reference=_batch_norm_reference,
+    pattern="elementwise",
+    doc="Inference batch_norm(x, gamma, beta, moving_mean, moving_var): per-channel affine normalization.",
+    legalize=_batch_norm_legalize,
+)
+
+
+def _group_norm_infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    require_float(info, x)
+    same_dtype(info, [info.tensor(i) for i in range(3)])
+    groups = info.attrs["num_groups"]
+    if groups <= 0:
+        raise info.fail("num_groups must be positive")
+    if x.known_rank and x.ndim < 2:
+        raise info.fail("data must have rank >= 2 (N, C, ...)")
+    if x.shape is not None:
+        c = x.shape[1]
+        if compare_dims(E.floormod(c, groups), 0) is False:
+            raise info.shape_error(
+                f"channels are not divisible into {groups} groups",
+                dimension=1,
+                expected=f"a multiple of {groups}",
+                actual=format_dim(c),
+            )
+    return x
+
+
+def _group_norm_reference(x, gamma, beta, num_groups, epsilon):
+    n, c = x.shape[:2]
+    g = x.reshape(n, num_groups, -1).astype(np.float64)
+    normed = (g - g.mean(axis=2, keepdims=True)) / np.sqrt(g.var(axis=2, keepdims=True) + epsilon)
+    shape = [1, c] + [1] * (x.ndim - 2)
+    return (normed.reshape(x.shape) * gamma.reshape(shape) + beta.reshape(shape)).astype(x.dtype)
+
+
+def _group_norm_legalize(inputs, out, num_groups, epsilon):
+    x, gamma, beta = inputs
+    cg = E.floordiv(x.shape[1], num_groups)
+    spatial = x.shape[2:]
+    count = cg
+    for d in spatial:
+        count = count * d
+    n_elems = T.cast(count, x.dtype)
+
+    def group_reduce(value, name):
+        def body(n, g):
+            c = te.reduce_axis((0, cg), name="c")
+            ks = [te.reduce_axis((0, d), name=f"s{i}") for i, d in enumerate(spatial)]
+            return te.sum(value((n, g * cg + c, *ks)), axis=[c, *ks])
+
+        return te.compute((x.shape[0], num_groups), body, name=name)
+
+    total = group_reduce(lambda i: x[i], "group_sum")
+    mean = te.compute(total.shape, lambda n, g: total[n, g] / n_elems, name="group_mean")
+
+    def centered(i):
+        return x[i] - mean[i[0], E.floordiv(i[1], cg)]
+
+    sq = group_reduce(lambda i: centered(i) * centered(i), "group_sum_sq")
+
+    def body(*i):
+        g = E.floordiv(i[1], cg)
+        return centered(i) / te.sqrt(sq[i[0], g] / n_elems + epsilon) * gamma[i[1]] + beta[i[1]]
+
+    return te.compute(x.shape, body, name="group_norm")
+
+
+register_op(
+    "group_norm",
+    num_args=3,
+    attrs=(Attr("num_groups", attr_int), Attr("epsilon", attr_float, 1e-5)),
+    infer_type=_group_norm_infer,
+    reference=_group_norm_reference,
+    pattern="reduction",
+    doc="group_norm(x (N, C, ...), gamma (C,), beta (C,)): normalize each group of C / num_groups channels.",
+    legalize=_group_norm_legalize,
+)
