@@ -1,7 +1,19 @@
 """Graph operators: the registry and one small module per op family. Importing this package declares
 every op (each family registers its ops when imported)."""
 
-from shapeflow.ir.graph.ops import binary, create, dps, index, linalg, manipulate, nn, norm, reduce, unary  # noqa: F401
+from shapeflow.ir.graph.ops import (  # noqa: F401
+    attention,
+    binary,
+    create,
+    dps,
+    index,
+    linalg,
+    manipulate,
+    nn,
+    norm,
+    reduce,
+    unary,
+)
 from shapeflow.ir.graph.ops.dps import get_library_function, register_library_function
 from shapeflow.ir.graph.ops.registry import (
     REQUIRED,
