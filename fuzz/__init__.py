@@ -1,1 +1,12 @@
-"""See DESIGN.md."""
+"""shapeflow.fuzz: a coverage-guided fuzzer of the loop IR and the pass pipeline (after Tzer).
+
+Seeds are <PrimFunc, pass sequence> pairs. `generate` makes random executable PrimFuncs, `mutate_ir` and
+`mutate_passes` mutate programs and pass sequences, `coverage` measures arc coverage of shapeflow per test,
+`oracles` decide what a bug is, `campaign` runs workers in separate processes, `findings` and `minimize`
+turn a failing test into a small reproducer. `shapeflow fuzz --help` is the command line.
+"""
+
+from shapeflow.fuzz.generate import generate_prim_func
+from shapeflow.fuzz.mutate_ir import MUTATORS, Mutation, mutate
+
+__all__ = ["generate_prim_func", "MUTATORS", "Mutation", "mutate"]
