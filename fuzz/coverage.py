@@ -1,0 +1,114 @@
+"""Arc (branch) coverage of the shapeflow package, per test, with coverage.py.
+
+A test is measured in labelled segments (`switch("pass:0")`, ...) so that the campaign can tell which pass
+of a sequence reached new arcs. Arcs are strings `"relpath:from:to"`; the fuzzer's own files are omitted.
+A `CoverageMap` is the campaign's set of arcs; `seen` in the tracker keeps each worker from resending arcs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import shapeflow
+
+
+def package_dirs() -> list[str]:
+    """The folders of the shapeflow subpackages (the repository maps one folder per subpackage)."""
+    import shapeflow.ir  # noqa: PLC0415
+    import shapeflow.passes  # noqa: PLC0415
+
+    dirs = {os.path.dirname(shapeflow.__file__)}
+    for mod in (shapeflow.ir, shapeflow.passes):
+        dirs.add(os.path.dirname(mod.__file__))
+    for name in ("codegen", "runtime"):
+        try:
+            mod = __import__(f"shapeflow.{name}", fromlist=["_"])
+            dirs.add(os.path.dirname(mod.__file__))
+        except Exception:
+            pass
+    return sorted(dirs)
+
+
+_FUZZ_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class ArcTracker:
+    """Measures arcs per test; `measure()` returns {label: set of arcs not seen before by this tracker}."""
+
+    def __init__(self):
+        import coverage  # noqa: PLC0415
+
+        self._dirs = package_dirs()
+        self._root = os.path.commonpath(self._dirs + [_FUZZ_DIR])
+        self._cov = coverage.Coverage(
+            branch=True, data_file=None, source=self._dirs, omit=[os.path.join(_FUZZ_DIR, "*")]
+        )
+        self._cov._warn_no_data = False
+        self.seen: set[str] = set()
+        self.labels: list[str] = []
+
+    def start(self) -> None:
+        self._cov.erase()
+        self.labels = []
+        self._cov.start()
+        self.switch("setup")
+
+    def switch(self, label: str) -> None:
+        self.labels.append(label)
+        self._cov.switch_context(label)
+
+    def stop(self) -> dict[str, set[str]]:
+        self._cov.stop()
+        data = self._cov.get_data()
+        out: dict[str, set[str]] = {}
+        files = list(data.measured_files())
+        rel = {f: os.path.relpath(f, self._root) for f in files}
+        for label in dict.fromkeys(self.labels):
+            data.set_query_contexts([f"^{label}$"])
+            found = set()
+            for f in files:
+                for a, b in data.arcs(f) or ():
+                    key = f"{rel[f]}:{a}:{b}"
+                    if key not in self.seen:
+                        found.add(key)
+            out[label] = found
+        data.set_query_contexts(None)
+        for found in out.values():
+            self.seen |= found
+        return out
+
+
+class CoverageMap:
+    """The campaign's merged arcs, persisted as an append-only log (one arc per line)."""
+
+    def __init__(self, path: Path | None = None):
+        self.arcs: set[str] = set()
+        self.path = path
+        self._fh = None
+        if path is not None and path.exists():
+            self.arcs = set(path.read_text().split())
+
+    def merge(self, arcs) -> int:
+        new = [a for a in arcs if a not in self.arcs]
+        self.arcs.update(new)
+        if new and self.path is not None:
+            if self._fh is None:
+                self._fh = open(self.path, "a")  # noqa: SIM115
+            self._fh.write("\n".join(new) + "\n")
+            self._fh.flush()
+        return len(new)
+
+    def count_new(self, arcs) -> int:
+        return sum(1 for a in arcs if a not in self.arcs)
+
+    def __len__(self) -> int:
+        return len(self.arcs)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+__all__ = ["ArcTracker", "CoverageMap", "package_dirs", "shapeflow"]

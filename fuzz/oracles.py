@@ -1,0 +1,288 @@
+"""Oracles: run one test (a PrimFunc, a pass sequence, an input seed) through every stage and say whether
+shapeflow misbehaved.
+
+Symptoms (the `symptom` of a bug):
+- "unexpected-exception": anything outside the shapeflow.Error hierarchy, from any stage; shapeflow.Error
+  subclasses are the documented answer to input a stage refuses (a pass that does not apply, a fault of the
+  interpreted program) and are not bugs;
+- "verify-after-pass": the verifier rejects what a pass produced (PassContext with VerifyAfter);
+- "roundtrip": print -> parse is not structurally equal, or printing again gives other text, or the
+  printed text does not parse (before and after the passes);
+- "wrong-result": the interpreter on the transformed IR disagrees with the interpreter on the original
+  (or raises where the original did not); the compiled kernel disagrees with the interpreter (when
+  `shapeflow.build` exists and the test has no possible race or out-of-bounds access);
+- "crash" and "timeout" are decided by the campaign (a worker that died by a signal, or ran too long).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shapeflow.errors import Error, VerifyError
+from shapeflow.fuzz.inputs import choose_dims, copy_arguments, iteration_cost, make_arguments
+from shapeflow.fuzz.mutate_passes import build_passes
+from shapeflow.ir.module import IRModule
+from shapeflow.ir.structural import structural_equal
+from shapeflow.ir.text import parse, to_text
+from shapeflow.ir.tir.function import PrimFunc
+
+MAX_COST = 200_000
+
+
+@dataclass
+class TestCase:
+    """What a test is, stored as JSON text: the IR, the pass sequence, the input seed and flags."""
+
+    __test__ = False  # not a pytest class
+
+    ir: str
+    passes: list
+    seed: int = 0
+    flags: list = field(default_factory=list)
+    origin: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1)
+
+    @staticmethod
+    def from_json(text: str) -> TestCase:
+        data = json.loads(text)
+        return TestCase(
+            data["ir"], data["passes"], data.get("seed", 0), data.get("flags", []), data.get("origin", "")
+        )
+
+    def func(self) -> PrimFunc:
+        return as_func(parse(self.ir))
+
+
+def as_func(obj) -> PrimFunc:
+    if isinstance(obj, IRModule):
+        return next(iter(obj.functions.values()))
+    return obj
+
+
+@dataclass
+class Outcome:
+    status: str  # "ok", "invalid" (did not verify; not run), "bug"
+    symptom: str = ""
+    stage: str = ""
+    message: str = ""
+    trace: str = ""
+    ran: bool = False  # the reference run happened and succeeded
+    pass_labels: list = field(default_factory=list)
+
+    @property
+    def is_bug(self) -> bool:
+        return self.status == "bug"
+
+
+class Bug(Exception):
+    def __init__(self, symptom: str, stage: str, message: str, trace: str = ""):
+        super().__init__(message)
+        self.symptom, self.stage, self.message, self.trace = symptom, stage, message, trace
+
+
+class _Stages:
+    """Calls `switch(label)` on a coverage tracker (when any) and records the current stage."""
+
+    def __init__(self, tracker, stage_cell):
+        self.tracker, self.cell = tracker, stage_cell
+        self.current = ""
+
+    def enter(self, label: str, code: int = 0) -> None:
+        self.current = label
+        if self.tracker is not None:
+            self.tracker.switch(label)
+        if self.cell is not None:
+            self.cell.value = code
+
+
+# Stage codes shared with the campaign (a timeout in a run stage is slowness, not a bug).
+STAGE_CODES = {
+    "setup": 0,
+    "verify": 1,
+    "roundtrip": 2,
+    "reference": 3,
+    "passes": 4,
+    "transformed": 5,
+    "compile": 6,
+}
+RUN_STAGES = {3, 5}
+
+
+def _guard(stages: _Stages, fn, *args):
+    """Run `fn`; a non-shapeflow exception is a bug of the current stage."""
+    try:
+        return fn(*args)
+    except Error:
+        raise
+    except Bug:
+        raise
+    except RecursionError as exc:
+        raise Bug(
+            "unexpected-exception", stages.current, f"RecursionError: {exc}", traceback.format_exc()
+        ) from None
+    except Exception as exc:
+        raise Bug(
+            "unexpected-exception", stages.current, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        ) from None
+
+
+def check_roundtrip(func, where: str) -> None:
+    text = to_text(func)
+    try:
+        back = as_func(parse(text))
+    except Error as exc:
+        raise Bug("roundtrip", where, f"printed text does not parse: {exc}") from None
+    if not structural_equal(back, func):
+        raise Bug("roundtrip", where, "print -> parse is not structurally equal")
+    if to_text(back) != text:
+        raise Bug("roundtrip", where, "printing the parsed function gives different text")
+
+
+def compare_arrays(expected: list, actual: list) -> str:
+    """'' when equal (floats with a tolerance, NaN-aware; ints exact), else a description."""
+    for k, (e, a) in enumerate(zip(expected, actual)):
+        if not isinstance(e, np.ndarray):
+            continue
+        if e.shape != a.shape or e.dtype != a.dtype:
+            return f"argument {k}: shape/dtype {a.shape} {a.dtype}, expected {e.shape} {e.dtype}"
+        if e.dtype.kind == "f":
+            e64, a64 = e.astype(np.float64), a.astype(np.float64)
+            tol = 1e-2 if e.dtype.itemsize == 2 else 1e-4
+            finite = np.isfinite(e64) & np.isfinite(a64)
+            scale = np.maximum(np.abs(e64), 1.0)
+            bad = ~(np.isnan(e64) == np.isnan(a64))
+            bad |= np.isinf(e64) & (e64 != a64)
+            bad |= np.isinf(a64) & (e64 != a64)
+            with np.errstate(all="ignore"):
+                bad |= finite & (np.abs(e64 - a64) > tol * scale)
+        else:
+            bad = e != a
+        if np.any(bad):
+            where = tuple(int(x) for x in np.argwhere(bad)[0])
+            return f"argument {k} differs at {where}: got {a[where]!r}, expected {e[where]!r}"
+    return ""
+
+
+def _race_free(flags) -> bool:
+    return "race" not in flags and "oob" not in flags
+
+
+def check(test: TestCase, tracker=None, stage_cell=None, compile_oracle: bool | None = None) -> Outcome:
+    """Run `test` through every oracle. `tracker` (an ArcTracker, already started) gets one label per stage
+    and pass; `stage_cell` (a shared int) tracks the stage for the campaign's timeout judgement."""
+    stages = _Stages(tracker, stage_cell)
+    out = Outcome("ok")
+    try:
+        _check(test, stages, out, compile_oracle)
+    except Bug as bug:
+        out.status, out.symptom, out.stage, out.message, out.trace = (
+            "bug",
+            bug.symptom,
+            bug.stage,
+            bug.message,
+            bug.trace,
+        )
+    return out
+
+
+def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) -> None:
+    from shapeflow.ir.tir.interpreter import run  # noqa: PLC0415
+    from shapeflow.ir.tir.verify import verify  # noqa: PLC0415
+    from shapeflow.passes import PassContext, VerifyAfter  # noqa: PLC0415
+
+    stages.enter("verify", 1)
+    try:
+        func = as_func(parse(test.ir))
+        _guard(stages, verify, func)
+    except Error:
+        out.status = "invalid"
+        return
+    stages.enter("roundtrip", 2)
+    _guard(stages, check_roundtrip, func, "roundtrip")
+
+    stages.enter("reference", 3)
+    expected = args = None
+    try:
+        dims = choose_dims(func, random.Random(test.seed))
+        if iteration_cost(func, dims) <= MAX_COST:
+            args = make_arguments(func, test.seed, dims)
+            expected = copy_arguments(args)
+            _guard(stages, run, func, *expected)
+            out.ran = True
+    except (Error, ValueError):
+        expected = None
+
+    mod = IRModule({"main": func})
+    passes = build_passes(test.passes)
+    ctx = PassContext(opt_level=3, instruments=[VerifyAfter()])
+    for k, p in enumerate(passes):
+        label = f"pass:{k}"
+        out.pass_labels.append(label)
+        stages.enter(label, 4)
+        try:
+            mod = _guard(stages, ctx.run_pass, p, mod)
+        except VerifyError as exc:
+            if "produced ill-formed IR" in str(exc):
+                raise Bug("verify-after-pass", f"pass {p.spec()}", str(exc), traceback.format_exc()) from None
+            return  # the pass refused its input: a documented error
+        except Error:
+            return
+    transformed = as_func(mod["main"])
+    if passes:
+        stages.enter("roundtrip-after", 2)
+        _guard(stages, check_roundtrip, transformed, "roundtrip after passes")
+
+    if not out.ran:
+        return
+    stages.enter("transformed", 5)
+    actual = copy_arguments(args)
+    try:
+        _guard(stages, run, transformed, *actual)
+    except Error as exc:
+        raise Bug(
+            "wrong-result", "interpret transformed", f"transformed IR raised {type(exc).__name__}: {exc}"
+        ) from None
+    diff = compare_arrays(expected, actual)
+    if diff:
+        raise Bug("wrong-result", "interpret transformed", f"transformed IR vs original: {diff}")
+
+    if compile_oracle is None:
+        compile_oracle = random.Random(test.seed).random() < 0.25
+    build = _build_function()
+    if build is None or not compile_oracle or not _race_free(test.flags):
+        return
+    stages.enter("compile", 6)
+    try:
+        lib = _guard(stages, build, IRModule({"main": transformed}), "cpu")
+        compiled = copy_arguments(args)
+        _guard(stages, lib["main"], *compiled)
+    except Error:
+        return
+    diff = compare_arrays(expected, compiled)
+    if diff:
+        raise Bug("wrong-result", "compiled", f"compiled kernel vs interpreter: {diff}")
+
+
+def _build_function():
+    import shapeflow  # noqa: PLC0415
+
+    return getattr(shapeflow, "build", None)
+
+
+__all__ = [
+    "TestCase",
+    "Outcome",
+    "Bug",
+    "check",
+    "check_roundtrip",
+    "compare_arrays",
+    "STAGE_CODES",
+    "RUN_STAGES",
+]
