@@ -1,0 +1,295 @@
+"""The campaign runner: spawned worker processes, coverage-guided corpus, findings, resumable state.
+
+Layout of the output folder (all text; every file written by an atomic rename or appended line by line):
+  corpus/c000123.json   tests that reached new arcs (and the seeds)
+  findings/<id>/        one folder per unique bug (see findings.py)
+  arcs.log              the merged coverage map, one arc per line
+  coverage.csv          elapsed_s, tests, valid, arcs, corpus, bugs (a row every second)
+  status.json           the latest counters; `--resume` continues from them
+  workers/w<k>.json     the test a worker is running (re-run first after a resume)
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shapeflow.errors import UnsupportedError
+from shapeflow.fuzz.coverage import CoverageMap
+from shapeflow.fuzz.findings import atomic_write, load_findings, record_finding
+from shapeflow.fuzz.mutate_passes import default_sequence, drop_useless
+from shapeflow.fuzz.oracles import RUN_STAGES, Outcome, TestCase
+from shapeflow.fuzz.worker import MODES, worker_main
+
+
+@dataclass
+class CampaignOptions:
+    out: Path
+    seconds: float | None = None
+    iterations: int | None = None
+    workers: int = 2
+    seed: int = 0
+    resume: bool = False
+    coverage: bool = True  # coverage feedback (coverage is always measured for the report)
+    mode: str = "full"  # one of worker.MODES
+    test_timeout: float = 10.0
+    minimize: bool = True
+    minimize_seconds: float = 20.0
+    compile: bool | None = None  # the compiled-kernel oracle: None = a quarter of the tests
+    status_stream: object = sys.stderr
+    generated_seeds: int = 12
+
+
+class _Worker:
+    def __init__(self, ctx, wid: int, options: CampaignOptions, results):
+        self.wid = wid
+        self.tasks = ctx.Queue()
+        self.stage = ctx.Value("i", 0)
+        worker_options = {
+            "measure_coverage": True,
+            "compile": options.compile,
+            "minimize": options.minimize,
+            "minimize_seconds": options.minimize_seconds,
+        }
+        self.proc = ctx.Process(
+            target=worker_main,
+            args=(wid, self.tasks, results, str(options.out), self.stage, worker_options),
+            daemon=True,
+        )
+        self.proc.start()
+        self.task: dict | None = None
+        self.deadline = 0.0
+
+
+class Campaign:
+    def __init__(self, options: CampaignOptions):
+        if options.mode not in MODES:
+            raise UnsupportedError(f"unknown fuzzing mode {options.mode!r} (known: {', '.join(MODES)})")
+        self.o = options
+        self.out = Path(options.out)
+        self.rng = random.Random(options.seed)
+        self.corpus: list[TestCase] = []
+        self.next_id = 0
+        self.stats = {
+            "tests": 0,
+            "valid": 0,
+            "invalid": 0,
+            "bug_hits": 0,
+            "crashes": 0,
+            "timeouts": 0,
+            "slow": 0,
+            "elapsed": 0.0,
+            "seed_arcs": 0,
+        }
+        self.bugs: set[str] = set()
+        self.pending: list[dict] = []
+
+    # -- state ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        corpus_dir = self.out / "corpus"
+        if corpus_dir.exists() and any(corpus_dir.iterdir()) and not self.o.resume:
+            raise UnsupportedError(f"{self.out} already holds a campaign; pass --resume to continue it")
+        for sub in ("corpus", "findings", "workers"):
+            (self.out / sub).mkdir(parents=True, exist_ok=True)
+        self.cmap = CoverageMap(self.out / "arcs.log")
+        for path in sorted(corpus_dir.glob("c*.json")):
+            try:
+                self.corpus.append(TestCase.from_json(path.read_text()))
+                self.next_id = max(self.next_id, int(path.stem[1:]) + 1)
+            except Exception:
+                continue
+        status = self.out / "status.json"
+        if self.o.resume and status.exists():
+            self.stats.update(json.loads(status.read_text()).get("stats", {}))
+        self.bugs = {f["id"] for f in load_findings(self.out)}
+        for path in sorted((self.out / "workers").glob("w*.json")):  # in flight when the campaign stopped
+            self.pending.append({"kind": "run", "test": path.read_text()})
+            path.unlink()
+        if not self.corpus:
+            for origin, func in self._seed_functions():
+                test = TestCase(func.script(), default_sequence(), self.rng.randrange(1 << 30), [], origin)
+                self._add_to_corpus(test)
+                self.pending.append({"kind": "run", "test": test.to_json(), "seed_run": True})
+
+    def _seed_functions(self):
+        from shapeflow.fuzz.seeds import seed_functions  # noqa: PLC0415
+
+        return seed_functions(self.rng, self.o.generated_seeds)
+
+    def _add_to_corpus(self, test: TestCase) -> None:
+        atomic_write(self.out / "corpus" / f"c{self.next_id:06d}.json", test.to_json())
+        self.next_id += 1
+        self.corpus.append(test)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def _next_task(self) -> dict:
+        if self.pending:
+            return self.pending.pop(0)
+        task = {"kind": "mutate", "mode": self.o.mode, "test_seed": self.rng.randrange(1 << 30)}
+        if self.o.mode != "generate-only" and self.corpus:
+            # Favour recent entries (they hold the newest coverage), as AFL-style fuzzers do.
+            k = len(self.corpus) - 1 - min(int(self.rng.expovariate(1 / 8)), len(self.corpus) - 1)
+            if self.rng.random() < 0.5:
+                k = self.rng.randrange(len(self.corpus))
+            task["parent"] = self.corpus[k].to_json()
+            task["others"] = [self.rng.choice(self.corpus).passes for _ in range(2)]
+        return task
+
+    def _handle(self, msg: dict, worker: _Worker) -> None:
+        if "error" in msg:
+            self.stats["invalid"] += 1
+            return
+        self.stats["tests"] += 1
+        test = TestCase.from_json(msg["test"])
+        outcome = Outcome(**msg["outcome"])
+        new = self.cmap.count_new(msg["arcs"])
+        self.cmap.merge(msg["arcs"])
+        if worker.task and worker.task.get("seed_run"):
+            self.stats["seed_arcs"] = len(self.cmap)
+        if outcome.status == "invalid":
+            self.stats["invalid"] += 1
+            return
+        self.stats["valid"] += 1
+        if outcome.is_bug:
+            minimized = TestCase.from_json(msg["minimized"]) if msg.get("minimized") else None
+            self._bug(test, outcome, minimized)
+        keep = new > 0 if self.o.coverage else self.rng.random() < 0.1
+        if keep and not (worker.task or {}).get("seed_run") and worker.task.get("kind") != "run":
+            counts = [len(a) for a in msg["pass_arcs"]]
+            passes = drop_useless(test.passes, counts) if self.o.coverage else test.passes
+            self._add_to_corpus(TestCase(test.ir, passes, test.seed, test.flags, test.origin))
+
+    def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> None:
+        self.stats["bug_hits"] += 1
+        key, _ = record_finding(self.out, test, outcome, self.o.seed, minimized)
+        self.bugs.add(key)
+
+    def _worker_lost(self, worker: _Worker, symptom: str) -> None:
+        path = self.out / "workers" / f"w{worker.wid}.json"
+        stage = worker.stage.value
+        if path.exists() and worker.task is not None:
+            test = TestCase.from_json(path.read_text())
+            path.unlink()
+            if symptom == "timeout" and stage in RUN_STAGES:
+                self.stats["slow"] += 1  # a huge loop in the program itself, not a compiler hang
+            else:
+                self.stats["crashes" if symptom == "crash" else "timeouts"] += 1
+                code = worker.proc.exitcode
+                message = f"worker died with exit code {code}" if symptom == "crash" else "test ran too long"
+                self._bug(test, Outcome("bug", symptom, f"stage {stage}", message), None)
+        self.stats["tests"] += 1
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> dict:
+        self._prepare()
+        ctx = multiprocessing.get_context("spawn")
+        results = ctx.Queue()
+        workers = [_Worker(ctx, k, self.o, results) for k in range(self.o.workers)]
+        start = time.monotonic()
+        base_elapsed = float(self.stats["elapsed"])
+        base_tests = int(self.stats["tests"])
+        last_row = last_status = 0.0
+        csv_path = self.out / "coverage.csv"
+        if not csv_path.exists():
+            csv_path.write_text("elapsed_s,tests,valid,arcs,corpus,bugs\n")
+        csv = open(csv_path, "a")  # noqa: SIM115
+        try:
+            while True:
+                now = time.monotonic()
+                elapsed = now - start
+                run_tests = self.stats["tests"] - base_tests
+                done = (self.o.seconds is not None and elapsed >= self.o.seconds) or (
+                    self.o.iterations is not None and run_tests >= self.o.iterations
+                )
+                if done:
+                    break
+                for w in workers:
+                    if w.task is None:
+                        w.task = self._next_task()
+                        w.deadline = (
+                            time.monotonic()
+                            + self.o.test_timeout
+                            + (self.o.minimize_seconds + 5 if self.o.minimize else 0)
+                        )
+                        w.tasks.put(w.task)
+                try:
+                    msg = results.get(timeout=0.05)
+                    w = workers[msg["wid"]]
+                    self._handle(msg, w)
+                    w.task = None
+                except Exception as exc:
+                    if not type(exc).__name__ == "Empty":
+                        raise
+                for k, w in enumerate(workers):
+                    lost = None
+                    if not w.proc.is_alive():
+                        lost = "crash"
+                    elif w.task is not None and time.monotonic() > w.deadline:
+                        lost = "timeout"
+                        w.proc.kill()
+                        w.proc.join(5)
+                    if lost:
+                        if w.task is not None:
+                            self._worker_lost(w, lost)
+                        workers[k] = _Worker(ctx, w.wid, self.o, results)
+                self.stats["elapsed"] = base_elapsed + elapsed
+                if now - last_row >= 1.0:
+                    last_row = now
+                    csv.write(self._row() + "\n")
+                    csv.flush()
+                if now - last_status >= 1.0:
+                    last_status = now
+                    self._status(elapsed)
+        finally:
+            csv.write(self._row() + "\n")
+            csv.close()
+            self._status(time.monotonic() - start, final=True)
+            for w in workers:
+                w.tasks.put(None)
+            for w in workers:
+                w.proc.join(2)
+                if w.proc.is_alive():
+                    w.proc.kill()
+            self.cmap.close()
+        return self.summary()
+
+    def _row(self) -> str:
+        s = self.stats
+        return f"{s['elapsed']:.2f},{s['tests']},{s['valid']},{len(self.cmap)},{len(self.corpus)},{len(self.bugs)}"
+
+    def summary(self) -> dict:
+        return {
+            "stats": dict(self.stats),
+            "arcs": len(self.cmap),
+            "corpus": len(self.corpus),
+            "bugs": sorted(self.bugs),
+            "mode": self.o.mode,
+            "coverage_feedback": self.o.coverage,
+            "seed": self.o.seed,
+        }
+
+    def _status(self, elapsed: float, final: bool = False) -> None:
+        atomic_write(self.out / "status.json", json.dumps(self.summary(), indent=1))
+        s = self.stats
+        rate = s["tests"] / s["elapsed"] if s["elapsed"] else 0.0
+        line = (
+            f"[{s['elapsed']:7.1f}s] tests {s['tests']} ({rate:.1f}/s) valid {s['valid']} "
+            f"arcs {len(self.cmap)} corpus {len(self.corpus)} bugs {len(self.bugs)}"
+        )
+        stream = self.o.status_stream
+        if stream is not None:
+            stream.write(("\r" if not final else "\r") + line + ("\n" if final else ""))
+            stream.flush()
+
+
+def run_campaign(options: CampaignOptions) -> dict:
+    """Run a campaign to its time or iteration budget; returns the summary also written to status.json."""
+    return Campaign(options).run()
+
+
+__all__ = ["CampaignOptions", "Campaign", "run_campaign"]

@@ -1,0 +1,162 @@
+"""Findings on disk: one folder per unique bug, deduplicated by symptom and normalized stack.
+
+findings/<id>/ holds metadata.json (symptom, stage, message, shapeflow version and git commit, seeds, how
+many tests hit it), original.json (the test as found), minimized.json, repro.py (standalone: exits
+non-zero while the bug is present) and log.txt (the traceback). Every file is written to a temporary name
+and renamed, so a campaign killed at any moment leaves whole files only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import shapeflow
+from shapeflow.fuzz.oracles import Outcome, TestCase
+
+_FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
+
+
+def normalized_stack(trace: str, depth: int = 4) -> str:
+    """The innermost frames as `file:function` (no line numbers, no paths outside shapeflow folders)."""
+    frames = [
+        f"{os.path.basename(f)}:{fn}"
+        for f, fn in _FRAME.findall(trace or "")
+        if "/fuzz/" not in f and "site-packages" not in f and "python3" not in f
+    ]
+    return "|".join(frames[-depth:])
+
+
+def _message_class(message: str) -> str:
+    """The message without numbers, names of variables and quoted text: what stays the same across hits."""
+    head = message.split(":")[0]
+    head = re.sub(r"'[^']*'|`[^`]*`|\"[^\"]*\"", "Q", head)
+    return re.sub(r"\d+", "N", head)[:80]
+
+
+def bug_key(outcome: Outcome) -> str:
+    stack = normalized_stack(outcome.trace)
+    stage = re.sub(r"\(.*\)", "", outcome.stage)
+    detail = stack or _message_class(outcome.message)
+    raw = f"{outcome.symptom}|{stage}|{detail}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    try:
+        root = Path(shapeflow.__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip()
+    except Exception:
+        return ""
+
+
+REPRO_TEMPLATE = '''"""Reproducer of a shapeflow fuzzer finding: {symptom} at {stage}.
+
+{message}
+
+Run: python repro.py   (exit status 1 while the bug is present, 0 once it is fixed)
+"""
+
+import sys
+
+from shapeflow.fuzz.oracles import TestCase, check
+
+TEST = TestCase(
+    ir={ir!r},
+    passes={passes!r},
+    seed={seed!r},
+    flags={flags!r},
+)
+
+if __name__ == "__main__":
+    outcome = check(TEST, compile_oracle=True)
+    if outcome.is_bug and outcome.symptom == {symptom!r}:
+        print(f"bug reproduced: {{outcome.symptom}} at {{outcome.stage}}: {{outcome.message}}")
+        print(outcome.trace)
+        sys.exit(1)
+    print(f"not reproduced (status {{outcome.status}})")
+    sys.exit(0)
+'''
+
+
+def render_repro(test: TestCase, outcome: Outcome) -> str:
+    return REPRO_TEMPLATE.format(
+        symptom=outcome.symptom,
+        stage=outcome.stage,
+        message=outcome.message.replace('"""', "'''")[:500],
+        ir=test.ir,
+        passes=test.passes,
+        seed=test.seed,
+        flags=test.flags,
+    )
+
+
+def record_finding(
+    out_dir: Path, test: TestCase, outcome: Outcome, campaign_seed: int, minimized: TestCase | None = None
+) -> tuple[str, bool]:
+    """Write (or count a repeat of) the finding; returns (bug id, whether it is new)."""
+    key = bug_key(outcome)
+    folder = Path(out_dir) / "findings" / key
+    meta_path = folder / "metadata.json"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            meta["hits"] = int(meta.get("hits", 1)) + 1
+            atomic_write(meta_path, json.dumps(meta, indent=1))
+        except Exception:
+            pass
+        return key, False
+    best = minimized or test
+    atomic_write(folder / "original.json", test.to_json())
+    atomic_write(folder / "minimized.json", best.to_json())
+    atomic_write(folder / "minimized.txt", best.ir)
+    atomic_write(
+        folder / "log.txt", f"{outcome.symptom} at {outcome.stage}\n{outcome.message}\n\n{outcome.trace}"
+    )
+    atomic_write(folder / "repro.py", render_repro(best, outcome))
+    meta = {
+        "id": key,
+        "symptom": outcome.symptom,
+        "stage": outcome.stage,
+        "message": outcome.message[:2000],
+        "stack": normalized_stack(outcome.trace),
+        "shapeflow_version": shapeflow.__version__,
+        "git_commit": git_commit(),
+        "campaign_seed": campaign_seed,
+        "test_seed": test.seed,
+        "passes": best.passes,
+        "flags": test.flags,
+        "minimized": minimized is not None,
+        "found_at": time.time(),
+        "hits": 1,
+    }
+    atomic_write(meta_path, json.dumps(meta, indent=1))  # last: a folder with metadata is complete
+    return key, True
+
+
+def load_findings(out_dir: Path) -> list[dict]:
+    out = []
+    for meta in sorted((Path(out_dir) / "findings").glob("*/metadata.json")):
+        try:
+            out.append(json.loads(meta.read_text()))
+        except Exception:
+            continue
+    return out
+
+
+__all__ = ["bug_key", "normalized_stack", "atomic_write", "record_finding", "load_findings", "render_repro"]

@@ -1,0 +1,122 @@
+"""A campaign worker: a separate (spawned) process that builds tests from tasks and runs the oracles.
+
+Before running a test the worker writes it to `workers/w<k>.json`, and it keeps the current stage in a
+shared integer, so that when it dies (a crash) or hangs (killed at the deadline) the campaign knows what it
+was running and where. Bugs found in-process are minimized right here, where the bug reproduces cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import traceback
+from pathlib import Path
+
+from shapeflow.fuzz.findings import atomic_write, bug_key
+from shapeflow.fuzz.generate import generate_prim_func
+from shapeflow.fuzz.mutate_ir import mutate
+from shapeflow.fuzz.mutate_passes import default_sequence, mutate_sequence
+from shapeflow.fuzz.oracles import TestCase, check
+
+MODES = ("full", "ir-only", "passes-only", "generate-only")
+
+
+def build_test(task: dict) -> TestCase:
+    """The test a task asks for: a stored test as is, or a mutant of a parent, or a fresh program."""
+    from shapeflow.ir.text import to_text  # noqa: PLC0415
+
+    if task["kind"] == "run":
+        return TestCase.from_json(task["test"])
+    rng = random.Random(task["test_seed"])
+    mode = task["mode"]
+    if mode == "generate-only" or task.get("parent") is None:
+        seq = default_sequence()
+        if rng.randint(0, 1):
+            seq = mutate_sequence(seq, rng)
+        return TestCase(to_text(generate_prim_func(rng)), seq, task["test_seed"], [], "generated")
+    parent = TestCase.from_json(task["parent"])
+    what = {"ir-only": "ir", "passes-only": "passes"}.get(mode) or rng.choice(["ir", "passes", "both", "ir"])
+    ir, flags, passes, origin = parent.ir, set(parent.flags), parent.passes, []
+    if what in ("ir", "both"):
+        func = parent.func()
+        for _ in range(rng.randint(1, 3)):
+            found = mutate(func, rng)
+            if found is not None:
+                func, flags = found.func, flags | found.flags
+                origin.append(found.name)
+        ir = to_text(func)
+    if what in ("passes", "both"):
+        passes = mutate_sequence(passes, rng, task.get("others"))
+        origin.append("passes")
+    return TestCase(ir, passes, task["test_seed"], sorted(flags), "+".join(origin))
+
+
+def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
+    from shapeflow.fuzz.minimize import minimize  # noqa: PLC0415
+
+    key = bug_key(outcome)
+
+    def still_fails(candidate: TestCase) -> bool:
+        found = check(candidate, compile_oracle=outcome.stage == "compiled")
+        return found.is_bug and bug_key(found) == key
+
+    try:
+        return minimize(test, still_fails, seconds=seconds)
+    except Exception:
+        return None
+
+
+def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dict) -> None:
+    """The worker loop; exits on a None task or when the campaign process is gone."""
+    parent_pid = os.getppid()
+    tracker = None
+    if options.get("measure_coverage", True):
+        from shapeflow.fuzz.coverage import ArcTracker  # noqa: PLC0415
+
+        tracker = ArcTracker()
+    current = Path(out_dir) / "workers" / f"w{wid}.json"
+    while True:
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent_pid:
+                return
+            continue
+        if task is None:
+            return
+        try:
+            test = build_test(task)
+        except Exception:
+            results.put({"wid": wid, "error": traceback.format_exc(limit=3)})
+            continue
+        atomic_write(current, test.to_json())
+        if tracker is not None:
+            tracker.start()
+        try:
+            outcome = check(test, tracker, stage_cell, compile_oracle=options.get("compile"))
+        finally:
+            labels = tracker.stop() if tracker is not None else {}
+        stage_cell.value = 0
+        minimized = None
+        if outcome.is_bug and options.get("minimize", True):
+            found = _minimize(test, outcome, options.get("minimize_seconds", 20.0))
+            minimized = found.to_json() if found is not None else None
+        arcs = set().union(*labels.values()) if labels else set()
+        results.put(
+            {
+                "wid": wid,
+                "test": test.to_json(),
+                "outcome": outcome.__dict__,
+                "arcs": sorted(arcs),
+                "pass_arcs": [sorted(labels.get(label, ())) for label in outcome.pass_labels],
+                "minimized": minimized,
+            }
+        )
+        try:
+            current.unlink()
+        except OSError:
+            pass
+
+
+__all__ = ["MODES", "build_test", "worker_main"]
