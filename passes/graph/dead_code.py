@@ -50,12 +50,16 @@ def _sweep_seq(seq: G.SeqExpr, uses: dict) -> tuple[G.SeqExpr, bool]:
                 continue
             value = binding.value
             if isinstance(value, G.If):
-                true_branch, c1 = _sweep_seq(value.true_branch, uses) if isinstance(
-                    value.true_branch, G.SeqExpr
-                ) else (value.true_branch, False)
-                false_branch, c2 = _sweep_seq(value.false_branch, uses) if isinstance(
-                    value.false_branch, G.SeqExpr
-                ) else (value.false_branch, False)
+                true_branch, c1 = (
+                    _sweep_seq(value.true_branch, uses)
+                    if isinstance(value.true_branch, G.SeqExpr)
+                    else (value.true_branch, False)
+                )
+                false_branch, c2 = (
+                    _sweep_seq(value.false_branch, uses)
+                    if isinstance(value.false_branch, G.SeqExpr)
+                    else (value.false_branch, False)
+                )
                 if c1 or c2:
                     changed = True
                     value = G.If(value.cond, true_branch, false_branch)
@@ -119,7 +123,9 @@ class DeadCodeElimination(Pass):
         graph_names = [n for n, f in functions.items() if isinstance(f, G.GraphFunction)]
         if graph_names:
             entries = self.entry_functions or [
-                n for n in graph_names if is_public(n, functions[n]) and not functions[n].attrs.get("Primitive")
+                n
+                for n in graph_names
+                if is_public(n, functions[n]) and not functions[n].attrs.get("Primitive")
             ]
             live = reachable_functions(IRModule(functions), entries)
             if len(live) < len(functions):

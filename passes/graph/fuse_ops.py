@@ -199,7 +199,9 @@ class _BlockFuser:
                     inputs.append(v)
         outside = [b for k, b in enumerate(block.bindings) if k not in members]
         used_outside = {id(v) for b in outside for v in used_vars(b.value)}
-        outputs = [b.var for b in bindings if not isinstance(b.var, G.DataflowVar) or id(b.var) in used_outside]
+        outputs = [
+            b.var for b in bindings if not isinstance(b.var, G.DataflowVar) or id(b.var) in used_outside
+        ]
         # Symbolic Vars the group needs that its inputs' types do not define travel as a shape argument.
         defined = {id(s) for v in inputs for s in type_vars(v.type)}
         needed: list[Var] = []
@@ -259,9 +261,7 @@ class FuseOps(Pass):
                 continue
             if not isinstance(func.body, G.SeqExpr):
                 continue
-            blocks = tuple(
-                fuser.fuse(b) if isinstance(b, G.DataflowBlock) else b for b in func.body.blocks
-            )
+            blocks = tuple(fuser.fuse(b) if isinstance(b, G.DataflowBlock) else b for b in func.body.blocks)
             if any(a is not b for a, b in zip(blocks, func.body.blocks)):
                 changed = True
                 body = G.SeqExpr(blocks, func.body.body)
