@@ -21,9 +21,12 @@ from shapeflow.errors import (  # noqa: E402  (errors first: every subpackage im
 from shapeflow import ir  # noqa: E402
 from shapeflow import te  # noqa: E402
 from shapeflow.build import build  # noqa: E402
+from shapeflow.compile import compile  # noqa: E402, A004
+from shapeflow.executable import Executable  # noqa: E402
+from shapeflow.runtime.artifact import load  # noqa: E402
 from shapeflow.target import Target  # noqa: E402
 
 __all__ = [
     "__version__", "Error", "ParseError", "VerifyError", "ShapeError", "UnsupportedError", "ScheduleError",
-    "CompileError", "ir", "te", "build", "Target",
+    "CompileError", "ir", "te", "build", "Target", "compile", "load", "Executable",
 ]

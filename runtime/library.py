@@ -63,6 +63,18 @@ class Kernel:
         if status:
             self._raise(status)
 
+    @property
+    def unchecked_entry(self):
+        """`(fn, takes_ids)`: the native entry with no argument checks, for a caller that allocated or
+        already checked every argument (the VM). `fn(*arrays, *scalars, *symbolic dims)` returns a status
+        (pass a non-zero one to `raise_status`); arrays go as `id(array)` of C-contiguous numpy arrays when
+        `takes_ids`, else as data addresses. Symbolic dims are `abi.symbolic`, in order."""
+        return self._entry, self._entry is not self._native
+
+    def raise_status(self, status: int) -> None:
+        """Raise the error a non-zero status of the native entry stands for."""
+        self._raise(status)
+
     def _raise(self, status: int) -> None:
         if status > 0:
             raise Error(f"kernel '{self.name}': assertion failed: {self.abi.messages[status - 1]}")

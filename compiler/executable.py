@@ -1,0 +1,76 @@
+"""`Executable`: what `shapeflow.compile` returns and `shapeflow.load` reads back.
+
+    exe = shapeflow.compile(mod, dims={"n": (1, 64)})
+    y = exe(x, w)              # "main" (or the only graph function)
+    y = exe["encoder"](x, w)   # any graph function by name
+    exe.save("model.sfa")
+
+Inputs are numpy arrays, DLPack tensors (read with np.from_dlpack) or scalars; outputs are numpy arrays, and
+tuples of them for tuple results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from shapeflow.errors import Error
+
+
+class Executable:
+    """A VM program with its kernels and constants, callable by function name."""
+
+    def __init__(self, program, library, constants: list[np.ndarray], signature: dict, *, object_code=None):
+        from shapeflow.runtime.vm import VirtualMachine  # noqa: PLC0415
+
+        self.program = program
+        self.library = library
+        self.constants = constants
+        self.signature = signature  # {function: [{"name", "type"}...]} for users and `inspect`
+        self._object_code = object_code  # bytes, when loaded from an artifact (re-saved as is)
+        self.vm = VirtualMachine(program, library, constants)
+
+    @property
+    def entry(self) -> str:
+        return self.program.entry
+
+    def function_names(self) -> list[str]:
+        return self.vm.function_names()
+
+    def __call__(self, *inputs):
+        return _to_output(self.vm.invoke(self.program.entry, list(inputs)))
+
+    def __getitem__(self, name: str) -> Callable:
+        if name not in self.program.functions:
+            raise KeyError(f"no function named {name!r} (has: {sorted(self.program.functions)})")
+        invoke = self.vm.invoke
+        return lambda *inputs: _to_output(invoke(name, list(inputs)))
+
+    def object_code(self) -> bytes:
+        """The kernels as a relocatable object file for this target (what an artifact stores)."""
+        if self._object_code is None:
+            from shapeflow.codegen.llvm import emit_object  # noqa: PLC0415
+
+            target = self.library.target
+            self._object_code = emit_object(
+                self.library.llvm_ir, target.cpu, target.features, target.opt_level
+            )
+        return self._object_code
+
+    def save(self, path) -> None:
+        """Write a versioned, checksummed artifact (see shapeflow.runtime.artifact)."""
+        from shapeflow.runtime.artifact import save_executable  # noqa: PLC0415
+
+        save_executable(self, path)
+
+    def __repr__(self) -> str:
+        return f"<shapeflow.Executable {sorted(self.program.functions)} entry={self.program.entry}>"
+
+
+def _to_output(value):
+    if isinstance(value, tuple):
+        return tuple(_to_output(v) for v in value)
+    if value is None:
+        raise Error("the function returned no value")
+    return value
