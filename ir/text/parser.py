@@ -121,8 +121,15 @@ class Parser(StmtParser):
             raise self.error(node, "an ir_module class has no bases")
         functions: dict[str, PrimFunc] = {}
         attrs = {}
+        names = {item.name for item in node.body if item.__class__ is ast.FunctionDef}
+        metadata = None  # large constants of graph functions, read before the functions that use them
+        for item in node.body:
+            if _is_i_call(item, "metadata"):
+                if metadata is not None:
+                    raise self.error(item, "I.metadata appears twice")
+                metadata = _graph_parse().parse_metadata(self, item.value)
         for k, item in enumerate(node.body):
-            if item.__class__ is ast.Pass:
+            if item.__class__ is ast.Pass or _is_i_call(item, "metadata"):
                 continue
             if item.__class__ is ast.Expr and item.value.__class__ is ast.Call:
                 func = item.value.func
@@ -135,16 +142,51 @@ class Parser(StmtParser):
                             raise self.error(attrs_node, "I.module_attrs takes a dict")
                         continue
             if item.__class__ is not ast.FunctionDef:
-                raise self.error(item, "an ir_module holds @T.prim_func functions (and I.module_attrs first)")
+                raise self.error(
+                    item,
+                    "an ir_module holds @T.prim_func and @R.function functions "
+                    "(I.module_attrs first, I.metadata anywhere)",
+                )
             if item.name in functions:
                 raise self.error(item, f"function {item.name!r} is defined twice")
-            functions[item.name] = self.function(item)
+            functions[item.name] = self.any_function(item, names, metadata)
         return IRModule(functions, attrs)
+
+    def any_function(self, node, names=None, metadata=None):
+        """A PrimFunc or, for `@R.function`, a graph function (its parser is loaded on first use)."""
+        if node.__class__ is ast.FunctionDef and node.decorator_list:
+            dec = node.decorator_list[0]
+            if dec.__class__ is ast.Attribute and dec.value.__class__ is ast.Name and dec.value.id == "R":
+                graph_parse = _graph_parse()
+                if not graph_parse.is_graph_function(node):
+                    raise self.error(node, "expected a function decorated with @R.function")
+                return graph_parse.GraphParser(self.text, self.source, names, metadata).function(node)
+        return self.function(node)
+
+
+def _graph_parse():
+    # Imported on first use: the graph IR is heavier to import and loop-level texts never need it.
+    from shapeflow.ir.text import graph_parse  # noqa: PLC0415
+
+    return graph_parse
+
+
+def _is_i_call(node, name: str) -> bool:
+    if node.__class__ is not ast.Expr or node.value.__class__ is not ast.Call:
+        return False
+    func = node.value.func
+    return (
+        func.__class__ is ast.Attribute
+        and func.value.__class__ is ast.Name
+        and func.value.id == "I"
+        and func.attr == name
+    )
 
 
 def parse(text: str, source: str = "<text>") -> IRModule | PrimFunc:
     """Read the text format: an `@I.ir_module class` gives an IRModule, a lone `@T.prim_func def` gives a
-    PrimFunc. Any problem raises ParseError with the 1-based line and column where it is."""
+    PrimFunc and a lone `@R.function def` a GraphFunction. Any problem raises ParseError with the 1-based
+    line and column where it is."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -174,9 +216,19 @@ def _parse(text: str, source: str) -> IRModule | PrimFunc:
         raise ParseError(f"cannot read the text: {_describe(exc)}", line, 1, source) from None
     parser = Parser(text, source)
     tops = [n for n in tree.body if not (n.__class__ is ast.Expr and n.value.__class__ is ast.Constant)]
+    metadata = None
+    # A lone graph function's large constants follow it: `I.metadata({...})` at the top level.
+    if len(tops) == 2 and tops[0].__class__ is ast.FunctionDef and _is_i_call(tops[1], "metadata"):
+        try:
+            metadata = _graph_parse().parse_metadata(parser, tops[1].value)
+        except ParseError:
+            raise
+        except Exception as exc:
+            raise parser.error(tops[1], _describe(exc)) from None
+        tops = tops[:1]
     if len(tops) != 1:
         where = tops[1] if len(tops) > 1 else None
-        message = "expected one @I.ir_module class or one @T.prim_func function"
+        message = "expected one @I.ir_module class or one @T.prim_func or @R.function function"
         if where is None:
             raise ParseError(message, 1, 1, source)
         raise parser.error(where, message)
@@ -184,7 +236,7 @@ def _parse(text: str, source: str) -> IRModule | PrimFunc:
     try:
         if top.__class__ is ast.ClassDef:
             return parser.module(top)
-        return parser.function(top)
+        return parser.any_function(top, None, metadata)
     except ParseError:
         raise
     except Exception as exc:  # the last guard: no raw exception escapes parse()

@@ -248,16 +248,25 @@ def module_lines(mod: IRModule) -> list[str]:
     lines = [HEADER, "@I.ir_module", "class Module:"]
     if mod.attrs:
         lines.append(f"{INDENT}I.module_attrs({ExprPrinter().value(mod.attrs)})")
+    metadata = None  # the graph level's table of large constants, printed after the functions
     for k, (name, func) in enumerate(mod.functions.items()):
-        if not isinstance(func, PrimFunc):
-            raise UnsupportedError(f"the text printer cannot print a {type(func).__name__} ({name!r}) yet")
         if name in RESERVED:
             raise UnsupportedError(
                 f"function name {name!r} is a Python keyword; the text format cannot spell it"
             )
         if k:
             lines.append("")
-        lines.extend(function_lines(func, name, INDENT))
+        if isinstance(func, PrimFunc):
+            lines.extend(function_lines(func, name, INDENT))
+            continue
+        # Imported here: the graph IR is heavier to import and most loop-level users never need it.
+        from shapeflow.ir.text import graph_print  # noqa: PLC0415
+
+        if metadata is None:
+            metadata = graph_print.Metadata()
+        lines.extend(graph_print.graph_function_lines(func, name, INDENT, metadata))
+    if metadata is not None:
+        lines.extend(metadata.lines(INDENT))
     if not mod.functions and not mod.attrs:
         lines.append(f"{INDENT}pass")
     return lines
@@ -285,4 +294,8 @@ def to_text(obj) -> str:
     if isinstance(obj, S.IterVar):
         kind = obj.iter_type.value
         return f"{p.expr(obj.var)} = T.axis.{kind}({p.expr(obj.dom.extent)}, min={p.expr(obj.dom.min)})"
+    if type(obj).__module__.startswith("shapeflow.ir.graph."):
+        from shapeflow.ir.text import graph_print  # noqa: PLC0415
+
+        return graph_print.fragment_text(obj)
     raise UnsupportedError(f"the text printer cannot print {type(obj).__name__}")
