@@ -11,6 +11,7 @@ import sys
 import traceback
 
 import shapeflow
+from shapeflow.cli_fuzz import add_fuzz_commands
 from shapeflow.errors import Error
 
 EPILOG = """examples:
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="row counts to run (default: 1 7 97 1024 8192)",
     )
     example.set_defaults(handler=_cmd_example)
+    add_fuzz_commands(sub)
     return parser
 
 
