@@ -112,6 +112,13 @@ class _FunctionCodegen:
         self.slots: dict[int, int] = {}  # id(Var) -> heap slot
         self.bounds = dict(func.attrs.get("var_bounds") or {})
         self.guards = list(shared.guards.get(name, ()))
+        # The memory plan of passes/graph/memory.py: storage tokens (sizes in bytes) and the tensors in them.
+        plan = func.attrs.get("memory_plan") or {}
+        self.planned: dict[str, int] = dict(plan.get("tensors") or {})
+        self.pending_storage = dict(enumerate(plan.get("storage") or ()))
+        self.storage_regs: dict[int, int] = {}
+        self.release_after: dict[str, tuple] = dict(func.attrs.get("kill_storage_after") or {})
+        self.binding_name: str | None = None  # the top-level binding being compiled
 
     # -- registers and the heap -------------------------------------------------------------------
     def new_reg(self) -> int:
@@ -128,6 +135,8 @@ class _FunctionCodegen:
         return SC.encode(expr, self.slots)
 
     def defined(self, expr) -> bool:
+        if isinstance(expr, int):
+            return True
         return all(id(v) in self.slots for v in free_vars([expr]))
 
     # -- the function -------------------------------------------------------------------------------
@@ -155,7 +164,8 @@ class _FunctionCodegen:
         return self.out
 
     def after_new_vars(self) -> None:
-        """Emit the bounds and broadcast checks whose Vars are all in the heap now."""
+        """Emit the bounds and broadcast checks, and the planned storages, whose Vars are all in the heap
+        now."""
         checks = []
         for name, (lo, hi) in list(self.bounds.items()):
             slot = next((s for s, n in enumerate(self.out.heap) if n == name), None)
@@ -169,6 +179,12 @@ class _FunctionCodegen:
             if self.defined(value) and self.defined(out):
                 self.out.emit("assert_bcast", where, d, self.code(value), self.code(out))
                 self.guards.remove(guard)
+        for token, size in list(self.pending_storage.items()):
+            if self.defined(size):
+                reg = self.new_reg()
+                self.out.emit("alloc_storage", reg, self.code(size))
+                self.storage_regs[token] = reg
+                del self.pending_storage[token]
 
     # -- matching values against types ----------------------------------------------------------
     def match(self, reg: int, t: Type, where: str, deferred: list | None) -> None:
@@ -219,7 +235,13 @@ class _FunctionCodegen:
         for v, i in last_use.items():
             free_at.setdefault(i, []).append(v)
         for i, b in enumerate(bindings):
+            self.binding_name = b.var.name if top_level else None
             self.emit_binding(b)
+            self.binding_name = None
+            if top_level:
+                for token in self.release_after.get(b.var.name, ()):
+                    if token in self.storage_regs:
+                        self.out.emit("release_storage", self.storage_regs[token])
             for v in free_at.get(i, ()):
                 if v in self.regs:
                     self.out.emit("free", self.regs[v])
@@ -330,10 +352,15 @@ class _FunctionCodegen:
 
     def alloc_outputs(self, out_type: Type) -> tuple[list[int], list[TensorType]]:
         fields = list(out_type.fields) if isinstance(out_type, TupleType) else [out_type]
+        token = self.planned.get(self.binding_name) if len(fields) == 1 else None
         regs = []
         for f in fields:
             reg = self.new_reg()
-            self.out.emit("alloc_tensor", reg, [self.code(d) for d in f.shape], str(f.dtype))
+            shape = [self.code(d) for d in f.shape]
+            if token in self.storage_regs:  # a planned intermediate: a view at offset 0 of its storage
+                self.out.emit("alloc_view", reg, self.storage_regs[token], ["c", 0], shape, str(f.dtype))
+            else:
+                self.out.emit("alloc_tensor", reg, shape, str(f.dtype))
             regs.append(reg)
         return regs, fields
 

@@ -53,6 +53,7 @@ class VirtualMachine:
             raise Error(f"program calls kernels missing from the library: {missing}")
         self.kernels = [library[k] for k in program.kernels]
         self._functions: dict[str, _Prepared] = {}
+        self.pools: dict[tuple[str, int], list] = {}  # released storages, by (function, register)
         for name, func in program.functions.items():
             self._functions[name] = _Prepared(func, [])
         for name, func in program.functions.items():  # after all names exist: calls resolve by name
@@ -292,15 +293,44 @@ def _alloc_tensor(vm, func, dst, shape, dtype):
     return step
 
 
+def _storage_pool(vm, func, reg) -> list:
+    """Storages released by earlier calls of `func` for register `reg` (shared by alloc and release)."""
+    return vm.pools.setdefault((func.name, reg), [])
+
+
 @builds("alloc_storage")
 def _alloc_storage(vm, func, dst, size):
     dst, size_fn, fname = _reg(func, dst), SC.compile_one(_codes(func, [size])[0]), func.name
+    pool = _storage_pool(vm, func, dst)
 
     def step(R, H):
+        nbytes = size_fn(H)
+        # A storage of an earlier call is reused when large enough: no malloc, no fresh page faults.
+        # (list.pop is atomic, so concurrent calls never share one.)
         try:
-            R[dst] = np.empty(size_fn(H), np.uint8)
+            buf = pool.pop()
+            if buf.size >= nbytes:
+                R[dst] = buf
+                return
+        except IndexError:
+            pass
+        try:
+            R[dst] = np.empty(max(nbytes, 1), np.uint8)
         except (ValueError, MemoryError) as exc:
             raise _allocation_error(fname, exc) from None
+
+    return step
+
+
+@builds("release_storage")
+def _release_storage(vm, func, reg):
+    reg = _reg(func, reg)
+    pool = _storage_pool(vm, func, reg)
+
+    def step(R, H):
+        buf, R[reg] = R[reg], None
+        if buf is not None and len(pool) < 4:
+            pool.append(buf)
 
     return step
 
@@ -310,19 +340,18 @@ def _alloc_view(vm, func, dst, storage, offset, shape, dtype):
     dst, storage = _reg(func, dst), _reg(func, storage)
     offset_fn = SC.compile_one(_codes(func, [offset])[0])
     shape_fn, dt = SC.compile_tuple(_codes(func, shape)), to_numpy_dtype(DataType(dtype))
-    fname = func.name
+    ndarray, fname = np.ndarray, func.name
 
     def step(R, H):
-        buf, off, shp = R[storage], offset_fn(H), shape_fn(H)
-        count = int(np.prod(shp, dtype=np.int64))
-        if off < 0 or off % dt.itemsize or off + count * dt.itemsize > buf.size or min(shp, default=0) < 0:
+        buf, off = R[storage], offset_fn(H)
+        if off % dt.itemsize:
             raise ShapeError(
-                "view outside its storage",
-                function=fname,
-                expected=f"<= {buf.size} bytes",
-                actual=f"offset {off} + {count} x {dt.itemsize} bytes",
+                "misaligned view", function=fname, expected=f"offset multiple of {dt.itemsize}", actual=off
             )
-        R[dst] = buf[off : off + count * dt.itemsize].view(dt).reshape(shp)
+        try:  # numpy checks that the view lies inside the storage
+            R[dst] = ndarray(shape_fn(H), dt, buffer=buf, offset=off)
+        except (TypeError, ValueError) as exc:
+            raise ShapeError(f"view outside its storage ({exc})", function=fname) from None
 
     return step
 

@@ -13,7 +13,8 @@ strings (names, dtypes), shape expressions (shapeflow.runtime.vm.shape_code) and
 | check_bounds | bounds | each [slot, name, lo, hi]: lo <= H[slot] <= hi (declared var_bounds) |
 | assert_bcast | where, d, code, out_code | numpy broadcasting: the dim equals 1 or the output dim |
 | alloc_tensor | dst, shape codes, dtype | a new C-contiguous tensor |
-| alloc_storage | dst, size code | raw bytes for views (memory planning) |
+| alloc_storage | dst, size code | raw bytes for views (memory planning), reused across calls |
+| release_storage | reg | give a storage back for the next call's alloc_storage (no later use) |
 | alloc_view | dst, storage, offset code, shape codes, dtype | a tensor inside a storage, at a byte offset |
 | call_tir | kernel, arg regs, scalar codes, symbolic codes, checked | a kernel (inputs, then outputs) |
 | call_lib | name, input regs, output regs, scalar codes | a registered library function (DPS) |
@@ -50,6 +51,7 @@ ARITY: dict[str, int] = {
     "assert_bcast": 4,
     "alloc_tensor": 3,
     "alloc_storage": 2,
+    "release_storage": 1,
     "alloc_view": 5,
     "call_tir": 5,
     "call_lib": 4,
