@@ -371,7 +371,7 @@ class GraphParser(StmtParser):
             b = self.binding(s, outputs if dataflow else None, dataflow)
             bound.add(b.var.name)
             out.append(b)
-        for name in (outputs or ()) - bound:
+        for name in (outputs or set()) - bound:
             raise self.error(
                 stmts[-1] if stmts else None, f"R.output names {name!r}, which the block does not bind"
             )
