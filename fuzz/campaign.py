@@ -260,7 +260,9 @@ class Campaign:
 
     def _row(self) -> str:
         s = self.stats
-        return f"{s['elapsed']:.2f},{s['tests']},{s['valid']},{len(self.cmap)},{len(self.corpus)},{len(self.bugs)}"
+        counts = (s["tests"], s["valid"], len(self.cmap), len(self.corpus), len(self.bugs))
+        values = (f"{s['elapsed']:.2f}", *counts)
+        return ",".join(str(v) for v in values)
 
     def summary(self) -> dict:
         return {

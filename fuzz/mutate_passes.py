@@ -54,7 +54,7 @@ def _changed_options(p: Pass) -> dict:
 
 
 def build_passes(sequence: list) -> list[Pass]:
-    """Pass objects for a stored sequence (unknown passes or options, e.g. from an old corpus, are skipped)."""
+    """Pass objects for a stored sequence (unknown passes or options, e.g. from an old corpus, skipped)."""
     out = []
     for name, options in sequence:
         try:
