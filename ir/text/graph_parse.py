@@ -85,6 +85,18 @@ class GraphParser(StmtParser):
             "Callable": self._func_type,
         }
 
+    def positional(self, node, count: int, keywords: tuple[str, ...] = ()) -> list:
+        """As the loop level's, with the message naming `R.<name>` calls by their own prefix."""
+        name = r_name(node.func)
+        if name is None:
+            return super().positional(node, count, keywords)
+        for kw in node.keywords:
+            if kw.arg not in keywords:
+                raise self.error(kw if kw.arg else node, f"unexpected keyword argument {kw.arg!r}")
+        if len(node.args) != count or any(a.__class__ is ast.Starred for a in node.args):
+            raise self.error(node, f"R.{name} takes {count} positional arguments, got {len(node.args)}")
+        return node.args
+
     # -- names -------------------------------------------------------------------------------------
     def _name(self, node):
         found = self.scope.get(node.id)
@@ -357,11 +369,11 @@ class GraphParser(StmtParser):
         if dataflow and stmts and stmts[-1].__class__ is ast.Expr and _is_r_call(stmts[-1].value, "output"):
             call = stmts[-1].value
             self.positional(call, len(call.args))
-            outputs = set()
+            outputs = {}
             for arg in call.args:
                 if arg.__class__ is not ast.Name:
                     raise self.error(arg, "R.output takes the names of the block's outputs")
-                outputs.add(arg.id)
+                outputs[arg.id] = arg
             stmts = stmts[:-1]
         out = []
         bound = set()
@@ -371,10 +383,9 @@ class GraphParser(StmtParser):
             b = self.binding(s, outputs if dataflow else None, dataflow)
             bound.add(b.var.name)
             out.append(b)
-        for name in (outputs or set()) - bound:
-            raise self.error(
-                stmts[-1] if stmts else None, f"R.output names {name!r}, which the block does not bind"
-            )
+        for name, arg in (outputs or {}).items():
+            if name not in bound:
+                raise self.error(arg, f"R.output names {name!r}, which the block does not bind")
         return out
 
     def binding(self, node, outputs, dataflow: bool = False) -> G.Binding:

@@ -33,7 +33,7 @@ def _is_decorated(node, prefix: str, name: str) -> bool:
 class Parser(StmtParser):
     def function(self, node) -> PrimFunc:
         if node.__class__ is not ast.FunctionDef or not _is_decorated(node, "T", "prim_func"):
-            raise self.error(node, "expected a function decorated with @T.prim_func")
+            raise self.error(node, "expected a function decorated with @T.prim_func or @R.function")
         args = node.args
         if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
             raise self.error(node, "a prim_func takes plain parameters only (no defaults, *args or **kwargs)")
@@ -159,7 +159,7 @@ class Parser(StmtParser):
             if dec.__class__ is ast.Attribute and dec.value.__class__ is ast.Name and dec.value.id == "R":
                 graph_parse = _graph_parse()
                 if not graph_parse.is_graph_function(node):
-                    raise self.error(node, "expected a function decorated with @R.function")
+                    raise self.error(dec, "expected a function decorated with @R.function")
                 return graph_parse.GraphParser(self.text, self.source, names, metadata).function(node)
         return self.function(node)
 
