@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from shapeflow.errors import Error
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.shape import same_expr
@@ -27,7 +28,7 @@ def _alias_ok(var: G.GraphVar, target: G.GraphVar) -> bool:
 def _trivial_match_cast(binding: G.MatchCast, mod) -> bool:
     try:
         return same_expr(type_of(binding.value, mod), binding.type)
-    except Exception:  # an untypable value keeps its check
+    except Error:  # an untypable value keeps its check
         return False
 
 

@@ -316,3 +316,27 @@ def test_fusion_pipeline_keeps_meaning_on_random_chains(steps, seed):
     before = bb.get()
     after = DeadCodeElimination()(FuseTIR()(FuseOps()(lowered(before))))
     assert_same_meaning(before, after, sizes=(1, 3))
+
+
+def test_fusion_passes_symbolic_vars_the_inputs_do_not_define():
+    """A group with no tensor input (full, then elementwise) gets n as a shape argument, and the fused
+    kernel takes n as a trailing scalar (call_tir's tir_vars)."""
+    from shapeflow.ir.graph import ShapeExpr
+
+    bb = BlockBuilder()
+    x = GraphVar("x", TensorType((n,), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            f = bb.emit(op.full((n * 2,), "float32", fill_value=1.5))
+            out = bb.emit_output(op.exp(op.add(f, 1.0)))
+        bb.emit_func_output((out, x))
+    before = lowered(bb.get())
+    fused = FuseOps()(before)
+    call = fused["main"].body.blocks[0].bindings[0].value
+    assert len(call.args) == 1 and isinstance(call.args[0], ShapeExpr) and call.args[0].values[0] is n
+    after = DeadCodeElimination()(FuseTIR()(fused))
+    call = after["main"].body.blocks[0].bindings[0].value
+    assert call.op.name == "call_tir" and call.args[2].values[0] is n
+    kernel = after[call.args[0].name]
+    assert [type(p).__name__ for p in kernel.params] == ["Buffer", "Buffer", "Var"]
+    assert_same_meaning(before, after)
