@@ -220,3 +220,59 @@ def test_pipeline_fewer_kernel_calls_when_optimizing_and_instruments_see_each_pa
     calls = lambda m: sum(len(b.bindings) for b in m["main"].body.blocks)  # noqa: E731
     assert calls(o2) < calls(o0)
     assert {name for name, _ in timer.records} == {p.name for p in graph_pipeline(2).passes}
+
+
+@settings(deadline=None, max_examples=15)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["unary", "const", "repeat", "row_sum", "matmul", "transpose2", "softmax", "side"]
+            ),
+            st.integers(0, 7),
+        ),
+        min_size=1,
+        max_size=7,
+    ),
+    st.sampled_from([0, 1, 2]),
+)
+def test_pipeline_keeps_meaning_on_random_programs(steps, level):
+    """Random programs with repeated calls (CSE), constant subcomputations (folding), side branches and
+    reductions mean the same after the whole pipeline, at sizes 1, a prime and the declared bound."""
+    bb = BlockBuilder()
+    x = GraphVar("x", TensorType((n, 4), "float32"))
+    w = GraphVar("w", TensorType((4, 4), "float32"))
+    with bb.function("main", [x, w], attrs={"var_bounds": BOUNDS}):
+        with bb.dataflow():
+            values = [x]
+            for kind, k in steps:
+                v = values[-1]
+                if kind == "unary":
+                    new = getattr(op, UNARY[k % 4])(v)
+                elif kind == "const":
+                    c = op.exp(op.multiply(op.ones((4,), "float32"), float(k) / 8))
+                    new = op.multiply(v, c)
+                elif kind == "repeat":
+                    new = op.add(op.tanh(v), op.tanh(v))
+                elif kind == "row_sum":
+                    new = op.subtract(v, op.mean(v, axis=1, keepdims=True))
+                elif kind == "matmul":
+                    new = op.matmul(v, w)
+                elif kind == "transpose2":
+                    new = op.permute_dims(op.permute_dims(v, (1, 0)), (1, 0))
+                elif kind == "softmax":
+                    new = op.softmax(v, axis=1)
+                else:
+                    new = op.add(v, op.abs(values[k % len(values)]))
+                values.append(bb.emit(new))
+            out = bb.emit_output(values[-1])
+        bb.emit_func_output(out)
+    before = bb.get()
+    with PassContext(opt_level=level):
+        after = graph_pipeline(level)(before)
+    verify(after)
+    check_plan_invariants(after["main"])
+    rng = np.random.default_rng(len(steps))
+    for size in (1, 5, 64):
+        args = random_args(before["main"], size, rng)
+        np.testing.assert_allclose(run(after, *args), run(before, *args), rtol=2e-4, atol=1e-4)
