@@ -340,3 +340,33 @@ def test_fusion_passes_symbolic_vars_the_inputs_do_not_define():
     kernel = after[call.args[0].name]
     assert [type(p).__name__ for p in kernel.params] == ["Buffer", "Buffer", "Var"]
     assert_same_meaning(before, after)
+
+
+def test_fuse_tir_of_a_hand_written_primitive_with_two_outputs():
+    from shapeflow.ir.graph import TupleGetItem, TupleType
+
+    base = lowered(mlp_module())  # for its relu kernel, on (n, 3)
+    m = Var("m", "int64")
+    f32 = "float32"
+    bb = BlockBuilder()
+    bb.add_func(base["relu"], "relu")
+    y = GraphVar("y", TensorType((m, 3), f32))  # the sub-function's own symbolic Var
+    with bb.function("prim", [y], attrs={"Primitive": True}):
+        with bb.dataflow():
+            e = bb.emit_output(op.call_tir("relu", [y], TensorType((m, 3), f32)))
+            r = bb.emit_output(op.call_tir("relu", [e], TensorType((m, 3), f32)))
+        bb.emit_func_output((e, r))
+    x = GraphVar("x", TensorType((n, 3), f32))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            t = bb.emit(op.call("prim", x))
+            out = bb.emit_output(op.add(TupleGetItem(t, 0), TupleGetItem(t, 1)))
+        bb.emit_func_output(out)
+    before = bb.get()
+    after = FuseTIR()(before)
+    kernel = after["prim"]
+    assert isinstance(kernel, PrimFunc) and len(kernel.buffer_params) == 3
+    call = after["main"].body.blocks[0].bindings[0].value
+    assert call.op.name == "call_tir" and isinstance(call.type_args[0], TupleType)
+    assert call.type_args[0].fields[0].shape[0] is n  # the callee's m became the caller's n
+    assert_same_meaning(before, after)
