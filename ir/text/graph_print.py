@@ -49,6 +49,13 @@ GRAPH_RESERVED = RESERVED | {"R", "Module"}
 _OUT_KEYWORD_OPS = frozenset({"call_tir", "call_dps_library"})
 
 
+def quoted(text: str) -> str:
+    """A string literal in double quotes (as dtypes print) when that needs no escapes, else `repr`."""
+    if '"' not in text and "\\" not in text and text.isprintable():
+        return f'"{text}"'
+    return repr(text)
+
+
 def op_spelling(name: str) -> str | None:
     """`R.<name>` when that spelling reads back as this op, else None (use R.call_op)."""
     if name.isidentifier() and not keyword.iskeyword(name) and name not in FIXED_R_NAMES:
@@ -120,9 +127,9 @@ class GraphPrinter(ExprPrinter):
             G.Constant: cls._constant,
             G.PrimValue: lambda self, e: f"R.prim_value({self.expr(e.value)})",
             G.ShapeExpr: lambda self, e: f"R.shape([{', '.join(self.expr(v) for v in e.values)}])",
-            G.Op: lambda self, e: f"R.op({e.name!r})",
+            G.Op: lambda self, e: f"R.op({quoted(e.name)})",
             G.GlobalName: cls._global_name,
-            G.ExternFunc: lambda self, e: f"R.extern({e.name!r})",
+            G.ExternFunc: lambda self, e: f"R.extern({quoted(e.name)})",
             G.Tuple: cls._tuple,
             G.TupleGetItem: lambda self, e: f"{self.gexpr(e.tuple_value)}[{e.index}]",
             G.Call: cls._call,
@@ -232,7 +239,7 @@ class GraphPrinter(ExprPrinter):
         if isinstance(op, G.Op):
             head = op_spelling(op.name)
             if head is None:
-                head, parts = "R.call_op", [repr(op.name)]
+                head, parts = "R.call_op", [quoted(op.name)]
             if is_registered(op.name):
                 op_def = get_op_def(op.name)
         else:

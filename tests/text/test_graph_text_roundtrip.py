@@ -337,7 +337,7 @@ def test_every_type_and_leaf_expression():
         "R.Shape(ndim=2)", "R.Shape()", "R.Tuple(R.Tensor(ndim=3), R.Tensor(), R.Tensor(dtype=\"int8\"))",
         "R.Tuple()", 'R.Prim("float32")', 'R.Callable((R.Tensor(dtype="float16"),), R.Object)', "R.Object",
         "R.Tensor((n * 2 + 1, 3, 1))", 'R.Tensor((), "bool")', "R.Shape([n, 4])", 'k = T.var("int32")',
-        "R.extern('lib.f')(x, R.op('exp'), R.prim_value(k), R.prim_value(T.float32(0.5)))",
+        'R.extern("lib.f")(x, R.op("exp"), R.prim_value(k), R.prim_value(T.float32(0.5)))',
         "fn(x, type_args=(R.Tensor(),))", "(R.shape([n, 4]), R.prim_value(n * 2), (), (g,))",
     ):  # fmt: skip
         assert piece in text, piece
@@ -456,6 +456,22 @@ def test_random_programs_round_trip_and_compute_the_same(mod, size):
     np.testing.assert_array_equal(run(back, xs), run(mod, xs))
     # printed names are unique, so printing the parse of edited text is stable too
     assert structural_equal(parse(text.replace("# shapeflow.ir v1\n", "")), mod)
+
+
+def test_library_calls_and_ops_spelled_by_name():
+    n = Var("n")
+    x = GraphVar("x", TensorType((n, 3), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        y = bb.emit(op.call_dps_library("lib.scale", [x], TensorType((n, 3), "float32")))
+        bb.emit_func_output(y)
+    text, _ = round_trip(bb.get())
+    assert 'R.call_dps_library(R.extern("lib.scale"), (x,), out=R.Tensor((n, 3), "float32"))' in text
+    # an op spelled by name parses to the same call as its short form
+    short = parse(text.replace("R.call_dps_library(", 'R.call_op("call_dps_library", '))
+    assert structural_equal(short, bb.get())
+    odd = GraphFunction([x], SeqExpr([], Call(Op("my-op"), (x,), {"k": 1})), ObjectType(), {})
+    assert 'R.call_op("my-op", x, k=1)' in to_text(odd)
 
 
 def test_match_cast_with_annotation_differing_from_cast_type():
