@@ -10,34 +10,15 @@ through the current `PassContext`, so its instruments (print, verify, time, dump
 
 from __future__ import annotations
 
+# The graph IR, the passes and the code generators are imported when compile() runs, not with `shapeflow`.
 import dataclasses
-import importlib
 import os
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from shapeflow.errors import UnsupportedError
-from shapeflow.ir.graph import expr as G
-from shapeflow.ir.graph.ops.registry import get_op_def
-from shapeflow.ir.graph.shape import as_int, compare_dims, format_shape
-from shapeflow.ir.graph.types import TensorType, Type
 from shapeflow.ir.module import IRModule
-from shapeflow.ir.tir.function import PrimFunc
-from shapeflow.passes.infra import DumpIR, Pass, PassContext
 from shapeflow.target import Target
-
-
-@dataclasses.dataclass(frozen=True)
-class LegalizeOps(Pass):
-    """Every remaining op call becomes a call_tir of a te-built PrimFunc (strict: an op without a
-    legalization is an UnsupportedError naming it, since the VM runs kernels only)."""
-
-    name: ClassVar[str] = "legalize_ops"
-
-    def run(self, mod: IRModule, ctx: PassContext) -> IRModule:
-        from shapeflow.ir.graph.legalize import legalize_module  # noqa: PLC0415
-
-        return legalize_module(mod, strict=True)
 
 
 @dataclasses.dataclass
@@ -54,12 +35,9 @@ class CompileState:
 
 
 def _graph_passes(state: CompileState) -> None:
-    """Normalize, fold, DCE, CSE, fuse, plan memory (passes/graph), when that package is installed."""
-    try:
-        pipeline = importlib.import_module("shapeflow.passes.graph.pipeline")
-    except ImportError:
-        return
-    state.mod = pipeline.graph_pipeline(state.opt_level)(state.mod)
+    from shapeflow.passes.graph import graph_pipeline  # noqa: PLC0415
+
+    state.mod = graph_pipeline(state.opt_level)(state.mod)
 
 
 def _broadcast_guards(state: CompileState) -> None:
@@ -67,11 +45,14 @@ def _broadcast_guards(state: CompileState) -> None:
 
 
 def _legalize(state: CompileState) -> None:
-    state.mod = LegalizeOps()(state.mod)
+    from shapeflow.passes.graph import LegalizeOps  # noqa: PLC0415
+
+    state.mod = LegalizeOps(strict=True)(state.mod)
 
 
 def _build_kernels(state: CompileState) -> None:
     from shapeflow.build import build  # noqa: PLC0415
+    from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
 
     prims = {name: f for name, f in state.mod.items() if isinstance(f, PrimFunc)}
     state.library = build(IRModule(prims), state.target)
@@ -88,9 +69,11 @@ PIPELINE: list[tuple[str, Callable[[CompileState], None]]] = [
     # Broadcasts that inference could not prove valid: remembered before ops turn into opaque kernels,
     # checked by the VM at run time (a kernel would read out of bounds otherwise).
     ("broadcast_guards", _broadcast_guards),
-    # Graph-level optimizations on ops, while their meaning is still visible (fusion needs op patterns).
+    # Normalize, fold, CSE, DCE, legalize, fuse, plan memory (passes/graph/pipeline.py): the whole
+    # graph level, ending with the memory plan and free points the VM codegen reads.
     ("graph_passes", _graph_passes),
-    # Ops to call_tir of PrimFuncs: after this the module is kernels plus the glue that calls them.
+    # Strict legalization: an op the pipeline could not legalize is an UnsupportedError naming it here,
+    # rather than a VM codegen failure (the VM runs kernels only). A no-op when everything is legalized.
     ("legalize", _legalize),
     # Lower and compile every PrimFunc into one Library (shapeflow.build: lowering passes, LLVM, MCJIT).
     ("build_kernels", _build_kernels),
@@ -106,6 +89,7 @@ def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None,
     available to passes as each function's "var_bounds"); `dump_ir=DIR` writes the module after each pass.
     """
     from shapeflow.executable import Executable  # noqa: PLC0415
+    from shapeflow.passes.infra import DumpIR, PassContext  # noqa: PLC0415
 
     mod = _as_module(mod_or_model)
     mod = with_dim_bounds(mod, dims)
@@ -121,6 +105,8 @@ def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None,
 
 
 def _as_module(value) -> IRModule:
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+
     if isinstance(value, IRModule):
         return value
     if isinstance(value, G.GraphFunction):
@@ -135,6 +121,8 @@ def _as_module(value) -> IRModule:
 
 def with_dim_bounds(mod: IRModule, dims) -> IRModule:
     """`mod` with `dims` ({name: (lo, hi)}) merged into the "var_bounds" of every graph function."""
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+
     if not dims:
         return mod
     bounds = {}
@@ -146,6 +134,13 @@ def with_dim_bounds(mod: IRModule, dims) -> IRModule:
         if lo > hi or lo < 0:
             raise UnsupportedError(f"dims[{name!r}] = ({lo}, {hi}) is not a valid range")
         bounds[str(name)] = (lo, hi)
+    known = _symbolic_dim_names(mod)
+    unknown = sorted(set(bounds) - known)
+    if unknown:
+        raise UnsupportedError(
+            f"dims names symbolic dims the model does not have: {', '.join(unknown)} "
+            f"(it has: {', '.join(sorted(known)) or 'none'})"
+        )
     functions = {}
     for name, func in mod.items():
         if isinstance(func, G.GraphFunction):
@@ -157,9 +152,34 @@ def with_dim_bounds(mod: IRModule, dims) -> IRModule:
     return IRModule(functions, mod.attrs)
 
 
+def _symbolic_dim_names(mod: IRModule) -> set[str]:
+    """Names of the symbolic Vars that graph functions define (in parameter and match_cast types)."""
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+    from shapeflow.ir.graph.builder import type_vars  # noqa: PLC0415
+
+    names: set[str] = set()
+    for func in mod.functions.values():
+        if not isinstance(func, G.GraphFunction):
+            continue
+        types = [p.type for p in func.params]
+        if isinstance(func.body, G.SeqExpr):
+            types += [
+                b.type for block in func.body.blocks for b in block.bindings if isinstance(b, G.MatchCast)
+            ]
+        names.update(v.name for t in types for v in type_vars(t))
+    return names
+
+
 def broadcast_guards(mod: IRModule) -> dict[str, list]:
-    """For each graph function, the (binding, dim, input dim, output dim) of broadcasting op calls whose
-    validity (input dim 1 or equal to the output's) inference could not prove."""
+    """For each graph function, the run-time conditions of op calls that inference could not prove and a
+    kernel cannot check itself (it would read out of bounds):
+    - ("broadcast", binding, dim, input dim, output dim): numpy broadcasting, input dim 1 or the output's;
+    - ("equal", binding, None, input elements, output elements): reshape keeps the number of elements."""
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+    from shapeflow.ir.graph.ops.registry import get_op_def  # noqa: PLC0415
+    from shapeflow.ir.graph.shape import as_int, compare_dims  # noqa: PLC0415
+    from shapeflow.ir.graph.types import TensorType  # noqa: PLC0415
+
     out: dict[str, list] = {}
     for fname, func in mod.items():
         if not isinstance(func, G.GraphFunction) or not isinstance(func.body, G.SeqExpr):
@@ -174,10 +194,13 @@ def broadcast_guards(mod: IRModule) -> dict[str, list]:
                     pattern = get_op_def(call.op).pattern
                 except UnsupportedError:
                     continue
-                if pattern not in ("elementwise", "broadcast") or len(call.args) < 2:
-                    continue
                 out_t = b.var.type
                 if not isinstance(out_t, TensorType) or out_t.shape is None:
+                    continue
+                if call.op.name == "reshape":
+                    guards += _reshape_guard(b.var.name, call.args[0], out_t)
+                    continue
+                if pattern not in ("elementwise", "broadcast") or len(call.args) < 2:
                     continue
                 for arg in call.args:
                     t = arg.type if isinstance(arg, (G.GraphVar, G.Constant)) else None
@@ -188,11 +211,26 @@ def broadcast_guards(mod: IRModule) -> dict[str, list]:
                         want = out_t.shape[offset + d]
                         if as_int(dim) == 1 or compare_dims(dim, want) is True:
                             continue
-                        guards.append((b.var.name, offset + d, dim, want))
+                        guards.append(("broadcast", b.var.name, offset + d, dim, want))
     return out
 
 
-def _type_text(t: Type) -> str:
+def _reshape_guard(where: str, arg, out_t) -> list:
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+    from shapeflow.ir.graph.shape import compare_dims, product  # noqa: PLC0415
+    from shapeflow.ir.graph.types import TensorType  # noqa: PLC0415
+
+    t = arg.type if isinstance(arg, (G.GraphVar, G.Constant)) else None
+    if not isinstance(t, TensorType) or t.shape is None:
+        return []
+    have, want = product(t.shape), product(out_t.shape)
+    return [] if compare_dims(have, want) is True else [("equal", where, None, have, want)]
+
+
+def _type_text(t) -> str:
+    from shapeflow.ir.graph.shape import format_shape  # noqa: PLC0415
+    from shapeflow.ir.graph.types import TensorType  # noqa: PLC0415
+
     if isinstance(t, TensorType):
         dtype = "?" if t.dtype is None else str(t.dtype)
         shape = format_shape(t.shape) if t.shape is not None else f"(ndim={t.ndim})"
@@ -202,6 +240,8 @@ def _type_text(t: Type) -> str:
 
 def signature(mod: IRModule) -> dict:
     """{function: {"params": [[name, type text]...], "ret": type text}} of the graph functions."""
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+
     return {
         name: {"params": [[p.name, _type_text(p.type)] for p in f.params], "ret": _type_text(f.ret_type)}
         for name, f in mod.items()

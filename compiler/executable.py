@@ -30,6 +30,7 @@ class Executable:
         self.signature = signature  # {function: [{"name", "type"}...]} for users and `inspect`
         self._object_code = object_code  # bytes, when loaded from an artifact (re-saved as is)
         self.vm = VirtualMachine(program, library, constants)
+        self._constant_ids = {id(c) for c in constants}
 
     @property
     def entry(self) -> str:
@@ -39,13 +40,24 @@ class Executable:
         return self.vm.function_names()
 
     def __call__(self, *inputs):
-        return _to_output(self.vm.invoke(self.program.entry, list(inputs)))
+        return self._output(self.vm.invoke(self.program.entry, list(inputs)))
 
     def __getitem__(self, name: str) -> Callable:
         if name not in self.program.functions:
             raise KeyError(f"no function named {name!r} (has: {sorted(self.program.functions)})")
         invoke = self.vm.invoke
-        return lambda *inputs: _to_output(invoke(name, list(inputs)))
+        return lambda *inputs: self._output(invoke(name, list(inputs)))
+
+    def _output(self, value):
+        """Numpy arrays (tuples of them for tuple results); a constant of the program is returned as a copy,
+        so that a caller writing into a result cannot change the program."""
+        if isinstance(value, tuple):
+            return tuple(self._output(v) for v in value)
+        if value is None:
+            raise Error("the function returned no value")
+        if id(value) in self._constant_ids:
+            return value.copy()
+        return value
 
     def object_code(self) -> bytes:
         """The kernels as a relocatable object file for this target (what an artifact stores)."""
@@ -66,11 +78,3 @@ class Executable:
 
     def __repr__(self) -> str:
         return f"<shapeflow.Executable {sorted(self.program.functions)} entry={self.program.entry}>"
-
-
-def _to_output(value):
-    if isinstance(value, tuple):
-        return tuple(_to_output(v) for v in value)
-    if value is None:
-        raise Error("the function returned no value")
-    return value

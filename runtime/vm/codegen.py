@@ -34,8 +34,9 @@ from shapeflow.runtime.args import is_constant_zero
 from shapeflow.runtime.vm import shape_code as SC
 from shapeflow.runtime.vm.program import Program, VMFunction
 
-# A guard: at run time, dim `value` of binding `where` must be 1 or equal the broadcast output dim `out`.
-Guard = tuple[str, int, PrimExpr, PrimExpr]
+# A run-time condition from compile.broadcast_guards: (kind, binding, dim, value, out). "broadcast": `value`
+# must be 1 or equal `out`; "equal": `value` must equal `out` (a reshape's element counts).
+Guard = tuple[str, str, int | None, PrimExpr, PrimExpr]
 
 
 class _Module:
@@ -175,9 +176,12 @@ class _FunctionCodegen:
         if checks:
             self.out.emit("check_bounds", checks)
         for guard in list(self.guards):
-            where, d, value, out = guard
+            kind, where, d, value, out = guard
             if self.defined(value) and self.defined(out):
-                self.out.emit("assert_bcast", where, d, self.code(value), self.code(out))
+                if kind == "broadcast":
+                    self.out.emit("assert_bcast", where, d, self.code(value), self.code(out))
+                else:
+                    self.out.emit("assert_eq", where, self.code(value), self.code(out), "element count")
                 self.guards.remove(guard)
         for token, size in list(self.pending_storage.items()):
             if self.defined(size):

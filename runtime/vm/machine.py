@@ -269,6 +269,25 @@ def _assert_bcast(vm, func, where, d, code, out_code):
     return step
 
 
+@builds("assert_eq")
+def _assert_eq(vm, func, where, code, other, what):
+    fn, other_fn = (SC.compile_one(c) for c in _codes(func, [code, other]))
+    fname, names, what = func.name, func.heap, str(what)
+
+    def step(R, H):
+        value, want = fn(H), other_fn(H)
+        if value != want:
+            raise ShapeError(
+                f"{what} mismatch",
+                function=fname,
+                parameter=where,
+                expected=f"{SC.describe(other, names)} = {want}",
+                actual=f"{SC.describe(code, names)} = {value}",
+            )
+
+    return step
+
+
 def _allocation_error(fname, exc) -> Error:
     if isinstance(exc, MemoryError):
         return Error(f"function '{fname}': out of memory while allocating a tensor")

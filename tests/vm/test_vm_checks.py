@@ -142,3 +142,37 @@ def test_dump_ir_and_instruments_see_the_pipeline(tmp_path):
     assert dumped[0] == "000_input.txt" and any("legalize" in name for name in dumped)
     assert len(dumped) >= 3
     assert any("legalize" in name for name in timer.totals())
+
+
+def test_unprovable_reshape_is_checked():
+    n, m = Var("n"), Var("m")
+    x = GraphVar("x", TensorType((n, 2), "float32"))
+    y = GraphVar("y", TensorType((m,), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x, y]):
+        with bb.dataflow():
+            r = bb.emit_output(op.reshape(x, (m,)))  # n * 2 == m only at run time
+        bb.emit_func_output([r, y])
+    exe = sf.compile(bb.get())
+    a = rng.standard_normal((3, 2)).astype("float32")
+    np.testing.assert_array_equal(exe(a, np.zeros(6, "float32"))[0], a.reshape(6))
+    e = _err(exe, a, np.zeros(7, "float32"))
+    assert e.function == "main" and "element count" in str(e) and "= 6" in str(e.actual)
+
+
+def test_dims_must_name_symbolic_dims_of_the_model():
+    with pytest.raises(sf.UnsupportedError, match="batch"):
+        sf.compile(vm_models.mlp(), dims={"batch": (1, 8)})
+
+
+def test_returned_constant_is_a_copy():
+    from shapeflow.ir.graph import const
+
+    x = GraphVar("x", TensorType((2,), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        bb.emit_func_output([x, const(np.array([1.0, 2.0], "float32"))])
+    exe = sf.compile(bb.get())
+    first = exe(np.zeros(2, "float32"))[1]
+    first[:] = 7.0
+    np.testing.assert_array_equal(exe(np.zeros(2, "float32"))[1], [1.0, 2.0])
