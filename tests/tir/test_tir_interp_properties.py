@@ -61,7 +61,7 @@ def _array(buffer: Buffer, shape, rng):
     return rng.integers(-100, 100, shape).astype(npdt)
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(prim_funcs(), st.data())
 def test_executable_random_functions_verify_and_run(func, data):
     verify(func)
@@ -77,7 +77,7 @@ def test_executable_random_functions_verify_and_run(func, data):
     assert args[-1].tobytes() == again[-1].tobytes()
 
 
-@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(ir_prim_funcs(), st.data())
 def test_any_ir_verifies_or_fails_cleanly_and_never_crashes_the_interpreter(func, data):
     try:
