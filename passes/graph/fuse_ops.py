@@ -57,8 +57,9 @@ def binding_pattern(binding: G.Binding, mod: IRModule) -> str | None:
 class _Groups:
     """Union-find over the nodes of one block, with the block's dependency edges for cycle checks."""
 
-    def __init__(self, count: int, edges: list[tuple[int, int]], patterns: list[str | None]):
+    def __init__(self, count: int, edges: list[tuple[int, int]], patterns: list[str | None], max_size: int):
         self.parent = list(range(count))
+        self.max_size = max_size
         self.edges = edges
         self.anchors = [int(p in ANCHORS) for p in patterns]
 
@@ -73,6 +74,8 @@ class _Groups:
         if len(roots) < 2:
             return False
         if sum(self.anchors[r] for r in roots) > 1:
+            return False
+        if sum(1 for i in range(len(self.parent)) if self.find(i) in roots) > self.max_size:
             return False
         target = min(roots)
         trial = list(self.parent)
@@ -113,8 +116,9 @@ def _block_graph(block: G.DataflowBlock):
     return sorted(edges)
 
 
-def plan_groups(block: G.DataflowBlock, mod: IRModule) -> list[list[int]]:
-    """The fused groups of a dataflow block: lists of binding indices (only groups of two or more)."""
+def plan_groups(block: G.DataflowBlock, mod: IRModule, max_group_size: int = 64) -> list[list[int]]:
+    """The fused groups of a dataflow block: lists of binding indices (only groups of two or more, at most
+    `max_group_size` kernels each)."""
     bindings = block.bindings
     count = len(bindings)
     patterns = [binding_pattern(b, mod) for b in bindings]
@@ -129,7 +133,7 @@ def plan_groups(block: G.DataflowBlock, mod: IRModule) -> list[list[int]]:
         if not isinstance(b.var, G.DataflowVar) or forward.out_degree(i) == 0:
             reverse.add_edge(_SINK, i)
     ipdom = nx.immediate_dominators(reverse, _SINK)
-    groups = _Groups(count, edges, patterns)
+    groups = _Groups(count, edges, patterns, max_group_size)
     for i in range(count):
         p = patterns[i]
         if p is None or p == "opaque":
@@ -162,12 +166,13 @@ def _unique_name(base: str, taken) -> str:
 
 
 class _BlockFuser:
-    def __init__(self, mod: IRModule, functions: dict):
+    def __init__(self, mod: IRModule, functions: dict, max_group_size: int):
         self.mod = mod
         self.functions = functions
+        self.max_group_size = max_group_size
 
     def fuse(self, block: G.DataflowBlock) -> G.DataflowBlock:
-        groups = plan_groups(block, self.mod)
+        groups = plan_groups(block, self.mod, self.max_group_size)
         if not groups:
             return block
         bindings = block.bindings
@@ -251,10 +256,12 @@ class FuseOps(Pass):
 
     name = "graph.fuse_ops"
     opt_level = 1
+    # The most kernels one group may hold (1 disables fusion); bounds compile time of the fused kernel.
+    max_group_size: int = 64
 
     def run(self, mod: IRModule, ctx: PassContext) -> IRModule:
         functions = dict(mod.functions)
-        fuser = _BlockFuser(mod, functions)
+        fuser = _BlockFuser(mod, functions, self.max_group_size)
         changed = False
         for name, func in mod.items():
             if not isinstance(func, G.GraphFunction) or func.attrs.get("Primitive"):

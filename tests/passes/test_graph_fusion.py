@@ -370,3 +370,16 @@ def test_fuse_tir_of_a_hand_written_primitive_with_two_outputs():
     assert call.op.name == "call_tir" and isinstance(call.type_args[0], TupleType)
     assert call.type_args[0].fields[0].shape[0] is n  # the callee's m became the caller's n
     assert_same_meaning(before, after)
+
+
+def test_fuse_ops_max_group_size():
+    before = lowered(mlp_module())
+    assert FuseOps(max_group_size=1)(before) is before
+    after = FuseOps(max_group_size=2)(before)
+    sizes = [
+        len(f.body.blocks[0].bindings)
+        for f in after.functions.values()
+        if isinstance(f, GraphFunction) and f.attrs.get("Primitive")
+    ]
+    assert sizes and max(sizes) == 2
+    assert_same_meaning(before, after)
