@@ -138,3 +138,29 @@ def test_library_function_call():
     mod = bb.get()
     a = rng.standard_normal((4, 3)).astype("float32")
     np.testing.assert_allclose(sf.compile(mod)(a), 2 * np.cumsum(a, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("b,s", [(1, 1), (4, 33), (3, 31), (2, 1)])
+def test_norm_chain_at_declared_bounds(b, s):
+    mod = vm_models.norm_chain()
+    if "bounded" not in _CACHE:
+        _CACHE["bounded"] = sf.compile(mod, dims={"b": (1, 4), "s": (1, 33)})
+    exe = _CACHE["bounded"]
+    x = rng.standard_normal((b, s, 24)).astype("float32")
+    g, beta = rng.standard_normal((2, 24)).astype("float32")
+    np.testing.assert_allclose(exe(x, g, beta), run(mod, x, g, beta), rtol=1e-4, atol=1e-4)
+    with pytest.raises(sf.ShapeError) as info:
+        exe(np.zeros((b, 34, 24), "float32"), g, beta)
+    assert info.value.parameter == "s" and info.value.actual == 34
+
+
+@pytest.mark.parametrize("b,s", [(1, 1), (2, 3), (1, 17), (2, 16)])
+def test_attention_matches_interpreter(b, s):
+    mod = vm_models.attention()
+    if "attention" not in _CACHE:
+        _CACHE["attention"] = sf.compile(mod)
+    exe = _CACHE["attention"]
+    args = [rng.standard_normal((b, s, 16)).astype("float32")]
+    args += [(rng.standard_normal((16, 16)) * 0.3).astype("float32") for _ in range(4)]
+    args += [rng.standard_normal(16).astype("float32") for _ in range(2)]
+    np.testing.assert_allclose(exe(*args), run(mod, *args), rtol=1e-4, atol=1e-4)

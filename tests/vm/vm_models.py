@@ -59,3 +59,29 @@ def reshape_concat():
             s = bb.emit_output(op.sum(c, axis=1))
         bb.emit_func_output([c, s])
     return bb.get()
+
+
+def attention(heads=2, dim=16):
+    """One self-attention block with a residual and layer_norm; symbolic batch b and sequence s."""
+    b, s = Var("b"), Var("s")
+    dh = dim // heads
+    x = GraphVar("x", TensorType((b, s, dim), "float32"))
+    wq, wk, wv, wo = (GraphVar(f"w{c}", TensorType((dim, dim), "float32")) for c in "qkvo")
+    gamma, beta = (GraphVar(n, TensorType((dim,), "float32")) for n in ("gamma", "beta"))
+    bb = BlockBuilder()
+    with bb.function("main", [x, wq, wk, wv, wo, gamma, beta]):
+        with bb.dataflow():
+
+            def heads_first(t):
+                return op.permute_dims(op.reshape(t, (b, s, heads, dh)), (0, 2, 1, 3))
+
+            q = bb.emit(heads_first(op.linear(x, wq)))
+            k = bb.emit(heads_first(op.linear(x, wk)))
+            v = bb.emit(heads_first(op.linear(x, wv)))
+            scores = bb.emit(op.multiply(op.matmul(q, op.permute_dims(k, (0, 1, 3, 2))), 1.0 / np.sqrt(dh)))
+            probs = bb.emit(op.softmax(scores, axis=-1))
+            ctx = bb.emit(op.reshape(op.permute_dims(op.matmul(probs, v), (0, 2, 1, 3)), (b, s, -1)))
+            y = bb.emit(op.add(x, op.linear(ctx, wo)))
+            out = bb.emit_output(op.layer_norm(y, gamma, beta, axes=(-1,), epsilon=1e-5))
+        bb.emit_func_output(out)
+    return bb.get()
