@@ -400,9 +400,10 @@ def graph_programs(draw):
     broadcast back, reshapes and transposes and back, split and concat, match_cast, blocks of both kinds."""
     n = Var(draw(st.sampled_from(["n", "batch", "lv1", "x"])))
     x = GraphVar("x", TensorType((n, 4), "float32"))
+    flag = GraphVar("flag", TensorType((), "bool"))
     bb = BlockBuilder()
-    steps = draw(st.lists(st.integers(0, 8), min_size=1, max_size=8))
-    with bb.function("main", [x]):
+    steps = draw(st.lists(st.integers(0, 9), min_size=1, max_size=8))
+    with bb.function("main", [x, flag]):
         values = [x]
         in_dataflow = False
         flow = None
@@ -428,8 +429,15 @@ def graph_programs(draw):
             elif step == 6:
                 parts = bb.emit(op.split(v, 2, axis=1))
                 expr = op.concat([TupleGetItem(parts, 1), TupleGetItem(parts, 0)], axis=1)
-            elif step == 7 and not in_dataflow:
+            elif step == 7:
                 values.append(bb.match_cast(v, TensorType((Var("m"), 4), "float32")))
+                continue
+            elif step == 8:
+                # An If bound to a variable: each branch a sequence with its own bindings.
+                a, b = GraphVar("a", v.type), GraphVar("b", v.type)
+                then_branch = SeqExpr([BindingBlock([VarBinding(a, op.exp(v))])], a)
+                else_branch = SeqExpr([BindingBlock([VarBinding(b, op.neg(v))])], op.add(b, v))
+                values.append(bb.emit(If(flag, then_branch, else_branch)))
                 continue
             else:
                 expr = op.multiply(v, draw(st.sampled_from([0.5, -2.0, 3.0])))
@@ -447,13 +455,13 @@ def graph_programs(draw):
     return bb.get()
 
 
-@given(mod=graph_programs(), size=st.sampled_from([1, 2, 3, 7]))
+@given(mod=graph_programs(), size=st.sampled_from([1, 2, 3, 7]), flag=st.booleans())
 @SETTINGS
-def test_random_programs_round_trip_and_compute_the_same(mod, size):
+def test_random_programs_round_trip_and_compute_the_same(mod, size, flag):
     text, back = round_trip(mod)
     verify(back)
     xs = (np.arange(size * 4, dtype="float32").reshape(size, 4) - 5) / 3
-    np.testing.assert_array_equal(run(back, xs), run(mod, xs))
+    np.testing.assert_array_equal(run(back, xs, np.array(flag)), run(mod, xs, np.array(flag)))
     # printed names are unique, so printing the parse of edited text is stable too
     assert structural_equal(parse(text.replace("# shapeflow.ir v1\n", "")), mod)
 
