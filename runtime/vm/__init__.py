@@ -7,7 +7,8 @@
 """
 
 from shapeflow.runtime.vm.codegen import codegen, plan_kernel_call
-from shapeflow.runtime.vm.machine import STEP_BUILDERS, VirtualMachine
+from shapeflow.runtime.vm.machine import VirtualMachine
 from shapeflow.runtime.vm.program import ARITY, Program, VMFunction
+from shapeflow.runtime.vm.steps import STEP_BUILDERS
 
 __all__ = ["codegen", "plan_kernel_call", "STEP_BUILDERS", "VirtualMachine", "ARITY", "Program", "VMFunction"]
