@@ -400,7 +400,9 @@ def lone_function_text(func: G.GraphFunction) -> str:
     ok = isinstance(symbol, str) and symbol.isidentifier() and symbol not in GRAPH_RESERVED
     name = symbol if ok else "main"
     metadata = Metadata()
-    lines = [HEADER, *graph_function_lines(func, name, "", metadata), *metadata.lines("")]
+    lines = [HEADER, *graph_function_lines(func, name, "", metadata)]
+    if metadata.entries:
+        lines.extend(["", *metadata.lines("")])
     return "\n".join(lines) + "\n"
 
 

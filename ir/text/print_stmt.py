@@ -265,7 +265,8 @@ def module_lines(mod: IRModule) -> list[str]:
         if metadata is None:
             metadata = graph_print.Metadata()
         lines.extend(graph_print.graph_function_lines(func, name, INDENT, metadata))
-    if metadata is not None:
+    if metadata is not None and metadata.entries:
+        lines.append("")
         lines.extend(metadata.lines(INDENT))
     if not mod.functions and not mod.attrs:
         lines.append(f"{INDENT}pass")
