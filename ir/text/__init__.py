@@ -1,4 +1,6 @@
-"""The text format of the loop IR (docs/text-format.md): `to_text` prints, `parse` reads back.
+"""The text format (docs/text-format.md): `to_text` prints, `parse` reads back. One module text holds both
+levels: loop-level `@T.prim_func` functions and graph-level `@R.function` functions (whose printer and
+parser, `graph_print` and `graph_parse`, are loaded on first use).
 
 text = to_text(mod)              # also mod.script(), func.script(), repr(node)
 assert structural_equal(parse(text), mod)
