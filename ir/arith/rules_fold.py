@@ -1,5 +1,5 @@
 """Rule sets that need no bounds: constant folding with exact IR semantics, exact float identities,
-boolean logic, select and cast."""
+boolean logic, select and cast, and variable bindings (analyzer bindings and Let expressions)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from shapeflow.ir.expr import (
     Div,
     FloatImm,
     IntImm,
+    Let,
     Mul,
     Not,
     Or,
@@ -36,6 +37,7 @@ from shapeflow.ir.expr import (
     Sub,
     Var,
 )
+from shapeflow.ir.functor import Mutator
 
 CONST_FOLD = RuleSet("const_fold")
 FLOAT_IDENTITY = RuleSet("float_identity")
@@ -243,3 +245,35 @@ def select_not_condition(node, ctx):
 @BINDING.rule("var_binding", Var, law="v -> e where the analyzer was told bind(v, e)")
 def var_binding(node, ctx):
     return ctx.binding(node)
+
+
+class _InlineLet(Mutator):
+    """Replace one Var by an expression, respecting an inner Let that binds the same Var again (shadowing).
+    The Var a Let binds is never replaced: it is a binder, not a use."""
+
+    mutate_buffers = False  # a Let-bound variable cannot occur in a buffer declared outside the Let
+
+    def __init__(self, var: Var, value):
+        super().__init__()
+        self.var = var
+        self.value = value
+
+    def visit_Var(self, node: Var):
+        return self.value if node is self.var else node
+
+    def visit_Let(self, node: Let):
+        value = self.visit(node.value)
+        body = node.body if node.var is self.var else self.visit(node.body)
+        if value is node.value and body is node.body:
+            return node
+        return Let(node.var, value, body)
+
+
+@BINDING.rule(
+    "let_inline", Let, law="let v = e in b -> b[v := e] (expressions are pure; b alone if v is unused)"
+)
+def let_inline(node, ctx):
+    """Expressions have no side effects, so a Let only names a value. Eliminating every Let (bottom-up, so no
+    simplified subtree holds one) keeps later rewrites from copying a binder: distributing
+    `let t = 2 in -2` over a sum would otherwise bind the same Var twice, which is ill-formed."""
+    return _InlineLet(node.var, node.value).visit(node.body)

@@ -32,6 +32,7 @@ from shapeflow.ir import (
     FloorDiv,
     FloorMod,
     IntImm,
+    Let,
     Max,
     Min,
     Mod,
@@ -49,6 +50,7 @@ from shapeflow.ir.tir import Range
 x, y, n, i, j = Var("x"), Var("y"), Var("n"), Var("i"), Var("j")
 b = Var("b", "bool")
 f = Var("f", "float32")
+t, u, g = Var("t"), Var("u"), Var("g", "float32")
 
 
 def c(v: int, dtype: str = "int64") -> IntImm:
@@ -135,6 +137,8 @@ class Encoder:
             return self.cast(e)
         if t is Call:
             return self.call(e)
+        if t is Let:
+            return self.let(e)
         a, d = self(e.a), self(e.b)
         if dt.is_float:
             rm = z3.RNE()
@@ -181,6 +185,20 @@ class Encoder:
             return z3.Extract(dst.bits - 1, 0, v)
         grow = dst.bits - src.bits
         return z3.SignExt(grow, v) if src.is_int else z3.ZeroExt(grow, v)
+
+    def let(self, e: Let):
+        """By substitution: the body is encoded with the bound Var standing for the value's encoding
+        (restored afterwards, so a shadowing inner Let cannot leak)."""
+        value = self(e.value)
+        saved = self.vars.get(e.var)
+        self.vars[e.var] = value
+        try:
+            return self(e.body)
+        finally:
+            if saved is None:
+                del self.vars[e.var]
+            else:
+                self.vars[e.var] = saved
 
     def call(self, e: Call):
         args = [self(a) for a in e.args]
@@ -311,6 +329,15 @@ WITNESSES: dict[str, list[tuple]] = {
     "select_same_branches": [(Select(b, x, x), {}, "int")],
     "select_not_condition": [(Select(Not(b), x, y), {}, "int")],
     "var_binding": [(y, {y: Mul(x, c(2))}, "int")],
+    "let_inline": [
+        (Let(t, c(2), c(-2)), {}, "bv"),  # the fuzzer's case: unused binding
+        (Let(t, c(2), Mul(c(-2), Add(x, y))), {}, "bv"),
+        (Let(t, Add(x, c(1)), Mul(t, Sub(t, y))), {}, "bv"),
+        (Let(t, x, Let(u, Mul(t, c(3)), Add(u, t))), {}, "bv"),
+        (Let(t, x, Add(t, Let(t, y, Mul(t, c(2))))), {}, "bv"),  # inner Let shadows t
+        (Let(g, Mul(f, fc(3.0)), Add(g, Div(g, fc(7.0)))), {}, "fp"),
+        (Let(t, x, Select(LT(t, c(0)), Sub(c(0), t), t)), {x: (-50, 50)}, "int"),
+    ],
     "canonical_sum": [
         (Sub(Add(x, y), x), {}, "bv"),
         (Mul(Add(x, c(1)), Sub(y, c(2))), {}, "bv"),

@@ -1,5 +1,6 @@
-"""Bugs the fuzzer found in other parts of shapeflow, as minimized reproducers. Each is xfail(strict): when
-the bug is fixed the test passes, strict xfail fails, and the marker must be removed."""
+"""Bugs the fuzzer found in other parts of shapeflow, as minimized reproducers. A bug not yet fixed is marked
+xfail(strict): when it is fixed the test passes, strict xfail fails, and the marker must be removed; fixed
+ones stay here as plain regression tests."""
 
 import pytest
 
@@ -40,17 +41,14 @@ def main(A0: T.Buffer((1, n, n), "float32"), B0: T.Buffer((8, 4, n), "uint8")):
 """
 
 
-ROUNDTRIP_REASON = (
-    "simplify output (a Let expression inside a block) does not round-trip through the text printer/parser"
-)
 ALLOCATE_REASON = (
     "the interpreter zero-fills an Allocate'd buffer (its documented meaning); the LLVM backend leaves it "
     "uninitialized, so compiled and interpreted results differ"
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ROUNDTRIP_REASON)
 def test_simplify_output_round_trips():
+    """Fixed: the simplifier inlines Let expressions (rule let_inline), so distribution cannot copy one."""
     outcome = check(TestCase(ROUNDTRIP_AFTER_SIMPLIFY, [["simplify", {}]], 87), compile_oracle=False)
     assert not outcome.is_bug, f"{outcome.symptom}: {outcome.message}"
 
