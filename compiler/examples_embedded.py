@@ -221,3 +221,49 @@ def run_example(sizes: list[int], out: TextIO) -> int:
         if status != "ok":
             return 1
     return 0
+
+
+# -- the embedded encoder, compiled and run ---------------------------------------------------------------
+
+
+def run_encoder_example(shapes: list[tuple[int, int]], out: TextIO, progress=None) -> int:
+    """Import and compile the embedded encoder once, run it at each (batch, seq) in `shapes`, and check each
+    result against the graph interpreter (the numpy meaning of the imported model)."""
+    import onnx  # noqa: PLC0415
+
+    from shapeflow.frontend import from_onnx  # noqa: PLC0415
+    from shapeflow.ir.graph import run as interpret  # noqa: PLC0415
+    from shapeflow.passes.infra import PassContext  # noqa: PLC0415
+
+    start = time.perf_counter()
+    mod = from_onnx(onnx.load(str(embedded_model_path())), dims=ENCODER_DIMS)
+    instruments = [*PassContext.current().instruments, *([progress] if progress is not None else [])]
+    with PassContext(instruments=instruments):
+        exe = sf.compile(mod, target="cpu", dims=ENCODER_DIMS)
+    if progress is not None:
+        progress.step("done")
+    print(
+        f"compiled the embedded encoder (symbolic batch and seq, {len(exe.library.kernels)} kernels) "
+        f"in {time.perf_counter() - start:.1f} s",
+        file=out,
+    )
+    rng = np.random.default_rng(0)
+    status = 0
+    for batch, seq in shapes:
+        x = rng.standard_normal((batch, seq, ENCODER_CONFIG["hidden"])).astype("float32")
+        y = exe(x)
+        expected = interpret(mod, x)
+        err = float(np.max(np.abs(y - expected)))
+        reps = max(1, min(50, 20_000 // (batch * seq)))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            exe(x)
+        per_call = (time.perf_counter() - t0) / reps
+        ok = err < 1e-3 and y.shape == (batch, seq, ENCODER_CONFIG["hidden"])
+        print(
+            f"  batch={batch:<3d} seq={seq:<4d} y {str(y.shape):15s} max abs err vs interpreter {err:.1e} "
+            f"[{'ok' if ok else 'WRONG'}]  {per_call * 1e3:8.3f} ms/call",
+            file=out,
+        )
+        status |= 0 if ok else 1
+    return status

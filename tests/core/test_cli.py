@@ -13,7 +13,7 @@ def test_version_and_help():
 
 
 def test_example_command_runs_and_checks(capsys):
-    assert main(["example", "--sizes", "1", "13"]) == 0
+    assert main(["example", "--kernel", "--sizes", "1", "13"]) == 0
     text = capsys.readouterr().out
     assert "n=1 " in text and "n=13" in text and "WRONG" not in text
 
@@ -27,6 +27,6 @@ def test_errors_are_one_line_with_nonzero_exit(capsys, monkeypatch):
         )
 
     monkeypatch.setattr(ex, "run_example", broken)
-    assert main(["example"]) == 1
+    assert main(["example", "--kernel"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "ShapeError" in err and "parameter 'A'" in err
