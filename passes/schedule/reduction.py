@@ -1,0 +1,242 @@
+"""Reduction primitives: decompose_reduction and rfactor.
+
+decompose_reduction(block, loop) moves a reduction block's init into its own block ("<name>_init") in a
+loop nest placed just before `loop`, over the spatial loops at or below it. rfactor(loop, factor_axis)
+turns a reduction loop into a spatial dimension of a new buffer of partial results: block "<name>_rf"
+computes the partial results in place of the block, and the original block name becomes the block that
+combines them (a reduction over that dimension) right after the loop nest.
+"""
+
+from __future__ import annotations
+
+from shapeflow.ir.expr import Add as AddExpr
+from shapeflow.ir.expr import And, BufferLoad, IntImm, Max, Min, Mul, PrimExpr, Var, logical_and
+from shapeflow.ir.functor import collect, substitute
+from shapeflow.ir.node import replace
+from shapeflow.ir.tir.buffer import Buffer
+from shapeflow.ir.tir.stmt import (
+    Block,
+    BlockRealize,
+    BufferStore,
+    For,
+    ForKind,
+    IfThenElse,
+    IterType,
+    IterVar,
+    Range,
+    Stmt,
+    seq,
+)
+from shapeflow.passes.schedule.analysis import (
+    buffers_read,
+    edit_scope,
+    infer_regions,
+    realizes_in,
+    top_level_item,
+)
+from shapeflow.passes.schedule.compute_location import point_write
+from shapeflow.passes.schedule.state import BlockRV, LoopRV, Schedule, fail, primitive, replace_stmts
+
+COMBINERS = (AddExpr, Mul, Max, Min)  # commutative, associative combiners rfactor may regroup
+
+
+def conjuncts(pred: PrimExpr) -> list[PrimExpr]:
+    if isinstance(pred, IntImm) and pred.value == 1:
+        return []
+    if isinstance(pred, And):
+        return conjuncts(pred.a) + conjuncts(pred.b)
+    return [pred]
+
+
+def _var_ids(expr) -> set[int]:
+    return {id(v) for v in collect(expr, Var)}
+
+
+def _block_loops(parents: tuple) -> list[For]:
+    loops: list[For] = []
+    for p in parents:
+        if isinstance(p, Block):
+            loops = []
+        elif isinstance(p, For):
+            loops.append(p)
+    return loops
+
+
+def _split_vars(realize: BlockRealize) -> tuple[set[int], set[int]]:
+    """Ids of the loop variables used by spatial bindings and by reduction bindings."""
+    spatial: set[int] = set()
+    reduce: set[int] = set()
+    for iv, value in zip(realize.block.iter_vars, realize.iter_values):
+        (reduce if iv.iter_type == IterType.REDUCE else spatial).update(_var_ids(value))
+    return spatial, reduce
+
+
+@primitive
+def decompose_reduction(sch: Schedule, block: BlockRV, loop: LoopRV) -> BlockRV:
+    """Separate the init of reduction `block` into a block before `loop`; returns the init block."""
+    prim = "decompose_reduction"
+    realize, parents = sch.find_block(block)
+    b = realize.block
+    if b.init is None:
+        raise fail(f"{prim}: block has no init", b.name)
+    if not any(iv.iter_type == IterType.REDUCE for iv in b.iter_vars):
+        raise fail(f"{prim}: block is not a reduction", b.name)
+    loops = _block_loops(parents)
+    for_, _ = sch.find_loop(loop)
+    if not any(f is for_ for f in loops):
+        raise fail(f"{prim}: loop is not around the block", for_.loop_var.name)
+    pos = next(k for k, f in enumerate(loops) if f is for_)
+    spatial, reduce = _split_vars(realize)
+    if any(id(f.loop_var) in reduce for f in loops[:pos]):
+        raise fail(f"{prim}: loop is inside a reduction loop", for_.loop_var.name)
+    inner = loops[pos:]
+    if any(id(f.loop_var) in spatial and id(f.loop_var) in reduce for f in inner):
+        raise fail(f"{prim}: a loop binds both spatial and reduction variables")
+    kept = [f for f in inner if id(f.loop_var) in spatial]
+    kept_ids = {id(f.loop_var) for f in kept}
+    dropped = {id(f.loop_var) for f in inner} - kept_ids
+    all_ids = {id(f.loop_var) for f in loops}
+    preds = []
+    for c in conjuncts(realize.predicate):
+        used = _var_ids(c)
+        if used & dropped and used & (all_ids - dropped):
+            raise fail(f"{prim}: the block predicate mixes spatial and reduction loops")
+        if not used & dropped:
+            preds.append(c)
+    for f in kept:
+        if _var_ids((f.min, f.extent)) & dropped:
+            raise fail(f"{prim}: a loop extent depends on a reduction loop", f.loop_var.name)
+    loop_map = {f.loop_var: Var(f.loop_var.name + "_init", f.loop_var.dtype) for f in kept}
+    new_ivs, values, var_map = [], [], {}
+    for iv, value in zip(b.iter_vars, realize.iter_values):
+        if iv.iter_type == IterType.SPATIAL:
+            nv = Var(iv.var.name, iv.var.dtype)
+            var_map[iv.var] = nv
+            new_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
+            values.append(substitute(value, loop_map))
+    init_block = Block(
+        sch.fresh_block_name(f"{b.name}_init"), tuple(new_ivs), (), (), substitute(b.init, var_map)
+    )
+    pred = substitute(logical_and(*preds), loop_map) if preds else True
+    nest: Stmt = BlockRealize(tuple(values), pred, infer_regions(init_block))
+    for f in reversed(kept):
+        lo, extent = substitute(f.min, loop_map), substitute(f.extent, loop_map)
+        nest = For(loop_map[f.loop_var], lo, extent, ForKind.SERIAL, nest)
+    new_update = replace(realize, block=replace(b, init=None))
+    new_loop = replace_stmts(for_, {id(realize): new_update})
+    sch.commit({id(for_): seq(nest, new_loop)})
+    return BlockRV(init_block.name)
+
+
+def _reduction_parts(b: Block, out: Buffer, prim: str) -> tuple[type, PrimExpr, PrimExpr, tuple]:
+    """(combiner class, identity, source expression, output indices) of a recognized reduction block."""
+    rule = f"{prim}: block is not a recognized reduction"
+    body, init = b.body, b.init
+    if not isinstance(body, BufferStore) or not isinstance(init, BufferStore) or body.buffer is not out:
+        raise fail(rule, b.name)
+    value = body.value
+    if not isinstance(value, COMBINERS):
+        raise fail(rule, f"{b.name}: the update is not +, *, max or min")
+    for acc, src in ((value.a, value.b), (value.b, value.a)):
+        is_acc = isinstance(acc, BufferLoad) and acc.buffer is out
+        if (
+            is_acc
+            and all(x is y for x, y in zip(acc.indices, body.indices))
+            and id(out) not in buffers_read(src)
+        ):
+            if id(out) in buffers_read(init.value) or collect(init.value, Var):
+                raise fail(rule, f"{b.name}: the init is not a constant")
+            return type(value), init.value, src, body.indices
+    raise fail(rule, f"{b.name}: the update does not combine the accumulator with a value")
+
+
+@primitive
+def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
+    """Factor reduction loop `loop` out into partial results; returns the block computing them."""
+    prim = "rfactor"
+    for_, _ = sch.find_loop(loop)
+    realizes = realizes_in(for_.body)
+    if len(realizes) != 1:
+        raise fail(f"{prim}: loop must contain exactly one block")
+    realize = realizes[0]
+    _, parents = sch.find_block(BlockRV(realize.block.name))
+    b = realize.block
+    out, _ = point_write(realize, prim)
+    combiner, identity, src, out_index = _reduction_parts(b, out, prim)
+    spatial, reduce = _split_vars(realize)
+    var = for_.loop_var
+    if id(var) in spatial:
+        raise fail(f"{prim}: loop binds both spatial and reduction variables", var.name)
+    if id(var) not in reduce:
+        raise fail(f"{prim}: loop is not a reduction loop", var.name)
+    loops = _block_loops(parents)
+    r_loops = [f for f in loops if id(f.loop_var) in reduce]
+    if any(id(f.loop_var) in spatial for f in r_loops):
+        raise fail(f"{prim}: a loop binds both spatial and reduction variables")
+    r_ids = {id(f.loop_var) for f in r_loops}
+    loop_ids = {id(f.loop_var) for f in loops}
+    for f in r_loops:
+        if _var_ids((f.min, f.extent)) & loop_ids:
+            raise fail(f"{prim}: reduction loop extent depends on other loops", f.loop_var.name)
+    ndim = len(out.shape)
+    if not isinstance(factor_axis, int) or not -(ndim + 1) <= factor_axis <= ndim:
+        raise fail(f"{prim}: factor_axis out of range", f"{factor_axis} for {ndim} dimensions")
+    axis = factor_axis if factor_axis >= 0 else factor_axis + ndim + 1
+    scope, items, pos = top_level_item(parents, realize)
+    if any(r is not realize and id(out) in buffers_read(r.block) for r in realizes_in(items[pos])):
+        raise fail(f"{prim}: the block's loop nest reads its output", out.name)
+    ana = sch.analyzer()
+    rf_shape = (*out.shape[:axis], for_.extent, *out.shape[axis:])
+    rf_name = sch.fresh_block_name(f"{b.name}_rf")
+    rf = Buffer(rf_name, rf_shape, out.dtype)
+
+    # The partial-result block: spatial variables of the block, the factored loop as a spatial variable,
+    # the other reduction loops as reduction variables (one per loop).
+    u = {id(f.loop_var): Var(f"v_{f.loop_var.name}", f.loop_var.dtype) for f in r_loops}
+    to_u = {f.loop_var: u[id(f.loop_var)] for f in r_loops}
+    reduce_map = {iv.var: substitute(val, to_u) for iv, val in zip(b.iter_vars, realize.iter_values)
+                  if iv.iter_type == IterType.REDUCE}  # fmt: skip
+    rf_ivs = [iv for iv in b.iter_vars if iv.iter_type == IterType.SPATIAL]
+    rf_values = [val for iv, val in zip(b.iter_vars, realize.iter_values) if iv.iter_type == IterType.SPATIAL]
+    for f in r_loops:
+        kind = IterType.SPATIAL if f is for_ else IterType.REDUCE
+        rf_ivs.append(IterVar(u[id(f.loop_var)], Range(f.min, f.extent), kind))
+        rf_values.append(f.loop_var)
+    rf_index = (*out_index[:axis], ana.simplify(u[id(var)] - for_.min), *out_index[axis:])
+    acc = BufferLoad(rf, rf_index)
+    update: Stmt = BufferStore(rf, combiner(acc, substitute(src, reduce_map)), rf_index)
+    keep, guard = [], []
+    for c in conjuncts(realize.predicate):
+        used = _var_ids(c)
+        if used & r_ids and used & (loop_ids - r_ids):
+            raise fail(f"{prim}: the block predicate mixes spatial and reduction loops")
+        (guard if used & r_ids else keep).append(c)
+    if guard:
+        update = IfThenElse(substitute(logical_and(*guard), to_u), update)
+    rf_block = infer_regions(
+        Block(rf_name, tuple(rf_ivs), (), (), update, BufferStore(rf, identity, rf_index), (), b.annotations)
+    )
+    rf_realize = BlockRealize(tuple(rf_values), logical_and(*keep) if keep else True, rf_block)
+
+    # The write-back block, under the original name: reduce the partial results into the output.
+    w_ivs, w_vars, w_map = [], [], {}
+    for iv in b.iter_vars:
+        if iv.iter_type == IterType.SPATIAL:
+            nv = Var(iv.var.name, iv.var.dtype)
+            w_map[iv.var] = nv
+            w_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
+            w_vars.append(nv)
+    w_r = Var(f"v_{var.name}", var.dtype)
+    w_ivs.append(IterVar(w_r, Range.from_extent(for_.extent), IterType.REDUCE))
+    w_vars.append(w_r)
+    w_out = tuple(substitute(i, w_map) for i in out_index)
+    w_rf = (*w_out[:axis], w_r, *w_out[axis:])
+    w_body = BufferStore(out, combiner(BufferLoad(out, w_out), BufferLoad(rf, w_rf)), w_out)
+    w_block = infer_regions(Block(b.name, tuple(w_ivs), (), (), w_body, BufferStore(out, identity, w_out)))
+    w_loops = [Var(f"ax{k}", v.dtype) for k, v in enumerate(w_vars)]
+    nest: Stmt = BlockRealize(tuple(w_loops), True, w_block)
+    for lv, iv in reversed(list(zip(w_loops, w_ivs))):
+        nest = For(lv, iv.dom.min, iv.dom.extent, ForKind.SERIAL, nest)
+    sch.commit({id(realize): rf_realize})
+    edit_scope(sch, scope.name, {pos + 1: [nest]}, allocs=(rf,))
+    return BlockRV(rf_name)
