@@ -200,7 +200,9 @@ def broadcast_guards(mod: IRModule) -> dict[str, list]:
                 if call.op.name == "reshape":
                     guards += _reshape_guard(b.var.name, call.args[0], out_t)
                     continue
-                if pattern not in ("elementwise", "broadcast") or len(call.args) < 2:
+                # Only "broadcast" ops follow numpy broadcasting; multi-input "elementwise" ops such as
+                # batch_norm index their per-channel inputs by an axis instead.
+                if pattern != "broadcast" or len(call.args) < 2:
                     continue
                 for arg in call.args:
                     t = arg.type if isinstance(arg, (G.GraphVar, G.Constant)) else None
