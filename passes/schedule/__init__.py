@@ -13,7 +13,7 @@ reverse_compute_inline), `caching` (cache_read, cache_write), `reduction` (decom
 `shapeflow.ScheduleError` whose `rule` names what would have been violated.
 """
 
-from shapeflow.passes.schedule import caching, compute_location, loops, reduction  # noqa: F401  (registers the primitives)
+from shapeflow.passes.schedule import caching, compute_location, layout, loops, reduction  # noqa: F401  (registers the primitives)
 from shapeflow.passes.schedule.state import PRIMITIVES, BlockRV, LoopRV, Schedule
 
 __all__ = ["PRIMITIVES", "BlockRV", "LoopRV", "Schedule"]
