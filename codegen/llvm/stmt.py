@@ -4,6 +4,7 @@ Loops have a phi-based induction variable of the loop variable's dtype and are e
 body, latch), which is the shape LLVM's loop passes expect. `unroll` loops ask for full unrolling and
 `vectorized` loops that lowering left as loops ask for vectorization, through loop metadata. Parallel
 loops are outlined (parallel.py) unless they sit inside another parallel loop, where they run serially.
+An Allocate is zero-filled each time it runs, as the interpreter defines it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import llvmlite.ir as ir
 
 from shapeflow.codegen.llvm.context import STATUS_OUT_OF_MEMORY, stmt_rule
 from shapeflow.codegen.llvm.memory import emit_store
-from shapeflow.codegen.llvm.types import I1, I64, PTR, memory_type
+from shapeflow.codegen.llvm.types import I1, I8, I64, PTR, VOID, memory_type
 from shapeflow.errors import UnsupportedError
 from shapeflow.ir.expr import IntImm
 from shapeflow.ir.tir.stmt import (
@@ -140,6 +141,14 @@ def _constant_size(shape) -> int | None:
     return total
 
 
+def _zero_fill(ctx, pointer: ir.Value, nbytes: ir.Value) -> None:
+    """memset(pointer, 0, nbytes) where the Allocate runs, every time it runs (as the interpreter's fresh
+    zeroed array): the IR defines an allocation as zero-filled. LLVM deletes the memset where stores provably
+    overwrite it first (an accumulator initialized before its loop), so initializing kernels pay nothing."""
+    memset = ctx.mod.declare("llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
+    ctx.builder.call(memset, [pointer, ir.Constant(I8, 0), nbytes, ir.Constant(I1, 0)])
+
+
 @stmt_rule(Allocate)
 def _allocate(ctx, stmt: Allocate):
     buffer = stmt.buffer
@@ -148,6 +157,7 @@ def _allocate(ctx, stmt: Allocate):
     count = _constant_size(buffer.shape)
     if count is not None and count * nbytes <= STACK_ALLOCATION_LIMIT:
         pointer = ctx.alloca(elem, max(count, 1), align=max(64, nbytes))
+        _zero_fill(ctx, pointer, ir.Constant(I64, max(count, 0) * nbytes))
         with ctx.bind(buffer.data, pointer):
             ctx.emit_stmt(stmt.body)
         return
@@ -157,12 +167,14 @@ def _allocate(ctx, stmt: Allocate):
         value = ctx.emit_expr(extent)
         value = value if value.type == I64 else b.sext(value, I64)
         size = b.mul(size, value)
+    used = b.select(b.icmp_signed("<", size, ir.Constant(I64, 0)), ir.Constant(I64, 0), size)
     # aligned_alloc wants a multiple of the alignment; at least one line so a zero-size buffer is not NULL.
     size = b.and_(b.add(size, ir.Constant(I64, 63)), ir.Constant(I64, -64))
     size = b.select(b.icmp_signed("<", size, ir.Constant(I64, 64)), ir.Constant(I64, 64), size)
     aligned_alloc = ctx.mod.declare("aligned_alloc", PTR, [I64, I64])
     pointer = b.call(aligned_alloc, [ir.Constant(I64, 64), size])
     ctx.fail_unless(b.icmp_unsigned("!=", pointer, ir.Constant(PTR, None)), STATUS_OUT_OF_MEMORY, "alloc")
+    _zero_fill(ctx, pointer, used)
     ctx.heap_live.append(pointer)
     with ctx.bind(buffer.data, pointer):
         ctx.emit_stmt(stmt.body)

@@ -169,7 +169,7 @@ class SeqStmt(Stmt):
 
 @node
 class Allocate(Stmt):
-    """Storage for `buffer` (in its scope) that lives for `body`."""
+    """Storage for `buffer` (in its scope) that lives for `body`, zero-filled each time the Allocate runs."""
 
     buffer: Buffer
     body: Stmt

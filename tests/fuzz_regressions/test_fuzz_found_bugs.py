@@ -41,20 +41,14 @@ def main(A0: T.Buffer((1, n, n), "float32"), B0: T.Buffer((8, 4, n), "uint8")):
 """
 
 
-ALLOCATE_REASON = (
-    "the interpreter zero-fills an Allocate'd buffer (its documented meaning); the LLVM backend leaves it "
-    "uninitialized, so compiled and interpreted results differ"
-)
-
-
 def test_simplify_output_round_trips():
     """Fixed: the simplifier inlines Let expressions (rule let_inline), so distribution cannot copy one."""
     outcome = check(TestCase(ROUNDTRIP_AFTER_SIMPLIFY, [["simplify", {}]], 87), compile_oracle=False)
     assert not outcome.is_bug, f"{outcome.symptom}: {outcome.message}"
 
 
-@pytest.mark.xfail(strict=True, reason=ALLOCATE_REASON)
 def test_compiled_allocate_is_zero_filled_like_the_interpreter():
+    """Fixed: the LLVM backend zero-fills every Allocate, the meaning the interpreter implements."""
     import shapeflow
 
     if not hasattr(shapeflow, "build"):
