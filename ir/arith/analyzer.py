@@ -3,7 +3,8 @@
 Simplification is bottom-up: children first, then the rules registered for the node's class
 (`shapeflow.ir.arith.rules.RULE_TABLE`), and whatever a rule returns is simplified again. Results are
 memoized by node identity until the known facts change, and a node that did not change is returned as the
-same object, so unchanged subtrees are shared.
+same object, so unchanged subtrees are shared. No Let expression survives: the rule `let_inline`
+substitutes each one (expressions are pure), so no rewrite can copy a binder and bind a Var twice.
 
 The prover answers "is this canonical sum <= 0 everywhere?" from constant bounds, from the facts added with
 `constraint()`, and by replacing variables with their symbolic bounds (i < n from `bind(i, Range(0, n))`).
