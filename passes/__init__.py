@@ -22,8 +22,13 @@ from shapeflow.passes.infra import (
     register_pass,
 )
 
+# The graph passes register themselves on import; importing them here makes PASSES (the registry the
+# fuzzer and the command line read) complete whichever level a caller touches first.
+from shapeflow.passes import graph  # noqa: E402
+
 __all__ = [
     "PASSES",
+    "graph",
     "DumpIR",
     "Pass",
     "PassContext",
