@@ -15,9 +15,13 @@ from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.stmt import Block, BlockRealize, For, ForKind, IterType, LetStmt, Stmt, seq
 from shapeflow.passes.schedule.analysis import (
+    access_region,
     and_predicate,
     bind_loops,
+    block_accesses,
     check_iterations_self_contained,
+    loop_relax,
+    loops_in,
     realizes_in,
 )
 from shapeflow.passes.schedule.state import BlockRV, LoopRV, Schedule, fail, primitive, stmt_children, walk
@@ -270,20 +274,21 @@ def reorder(sch: Schedule, *loops: LoopRV) -> None:
 def _check_parallel(sch: Schedule, for_: For, prim: str) -> None:
     """The iterations of `for_` must not share a reduction, write one location, or communicate."""
     var = for_.loop_var
-    for realize in realizes_in(for_.body):
-        spatial_uses = False
-        for iv, value in zip(realize.block.iter_vars, realize.iter_values):
-            uses = any(v is var for v in collect(value, Var))
-            if uses and iv.iter_type == IterType.REDUCE:
-                raise fail(f"{prim}: loop carries a reduction", f"block {realize.block.name}")
-            spatial_uses = spatial_uses or uses
-        if not spatial_uses and realize.block.iter_vars:
-            raise fail(
-                f"{prim}: iterations write the same location",
-                f"block {realize.block.name} does not depend on {var.name}",
-            )
     _, parents = sch.find_loop(LoopRV(var))
     ana = bind_loops(sch.analyzer(), [p for p in parents if isinstance(p, For)] + [for_])
+    relax = loop_relax(loops_in(for_.body))
+    for realize in realizes_in(for_.body):
+        for iv, value in zip(realize.block.iter_vars, realize.iter_values):
+            if iv.iter_type == IterType.REDUCE and any(v is var for v in collect(value, Var)):
+                raise fail(f"{prim}: loop carries a reduction", f"block {realize.block.name}")
+        for buf, idx in block_accesses(realize)[1]:
+            region = access_region(ana, buf, [idx], relax)
+            step = {var: var + 1}
+            if not any(ana.can_prove(hi < substitute(lo, step)) for lo, hi in region):
+                raise fail(
+                    f"{prim}: iterations write the same location",
+                    f"block {realize.block.name} writes {buf.name} at places other iterations write",
+                )
     check_iterations_self_contained(ana, for_.body, f"{prim}: iterations depend on each other")
 
 
