@@ -24,7 +24,7 @@ ENCODER_FILE = Path(__file__).parent / "data" / "encoder.onnx"
 # The embedded encoder's shape: what make_encoder_onnx.py passes to transformer_encoder_onnx.
 ENCODER_CONFIG = {"hidden": 64, "heads": 4, "ffn": 256, "layers": 2, "seed": 0}
 # Bounds the embedded example compiles with (`shapeflow compile --example` without --dim).
-ENCODER_DIMS = {"batch": (1, 64), "seq": (1, 512)}
+ENCODER_DIMS = {"batch": (1, 32), "seq": (1, 256)}
 
 
 def embedded_model_path() -> Path:
@@ -78,6 +78,15 @@ def _gelu_erf(g: _GraphWriter, x: str) -> str:
     """GELU as torch.onnx exports it before opset 20: 0.5 * x * (1 + erf(x / sqrt(2)))."""
     scaled = g.op("Div", [x, g.const("sqrt2", np.float32(np.sqrt(2.0)))])
     one_plus = g.op("Add", [g.op("Erf", [scaled]), g.const("one", np.float32(1.0))])
+    return g.op("Mul", [g.op("Mul", [x, one_plus]), g.const("half", np.float32(0.5))])
+
+
+def _gelu_tanh(g: _GraphWriter, x: str) -> str:
+    """GPT-2's GELU: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))."""
+    cube = g.op("Pow", [x, g.const("three", np.float32(3.0))])
+    inner = g.op("Add", [x, g.op("Mul", [cube, g.const("c", np.float32(0.044715))])])
+    t = g.op("Tanh", [g.op("Mul", [inner, g.const("k", np.float32(np.sqrt(2.0 / np.pi)))])])
+    one_plus = g.op("Add", [t, g.const("one", np.float32(1.0))])
     return g.op("Mul", [g.op("Mul", [x, one_plus]), g.const("half", np.float32(0.5))])
 
 
@@ -137,10 +146,13 @@ def transformer_encoder_onnx(
     seed: int = 0,
     causal: bool = False,
     vocab: int | None = None,
+    pre_norm: bool = False,
+    gelu: str = "erf",
     opset: int = 17,
 ):
-    """A post-norm transformer encoder (BERT-like; GPT-2-like decoder blocks with `causal=True`) as an
-    onnx.ModelProto with symbolic dims "batch" and "seq".
+    """A transformer encoder as an onnx.ModelProto with symbolic dims "batch" and "seq": post-norm with
+    erf GELU (BERT-like) by default; `causal=True, pre_norm=True, gelu="tanh"` makes GPT-2-like decoder
+    blocks (a causal mask computed from the input's shape, LayerNorm before each sublayer and at the end).
 
     Input "x": float32 (batch, seq, hidden) hidden states, or with `vocab`, "input_ids": int64 (batch, seq)
     looked up in a word embedding plus a position embedding indexed by Range(seq). Output "y": float32
@@ -159,10 +171,18 @@ def transformer_encoder_onnx(
         words = g.op("Gather", [g.weight("word_embedding", (vocab, hidden), scale=0.5), "input_ids"])
         x = g.op("Add", [words, _position_embedding(g, "input_ids", hidden)], "embeddings")
     mask = _causal_mask(g, x) if causal else None
+    activation = {"erf": _gelu_erf, "tanh": _gelu_tanh}[gelu]
     for _ in range(layers):
+        if pre_norm:
+            x = g.op("Add", [x, _attention(g, _layer_norm(g, x, hidden, "ln_1"), hidden, heads, mask)])
+            h = activation(g, _linear(g, _layer_norm(g, x, hidden, "ln_2"), hidden, ffn, "ffn_in"))
+            x = g.op("Add", [x, _linear(g, h, ffn, hidden, "ffn_out")])
+            continue
         x = _layer_norm(g, g.op("Add", [x, _attention(g, x, hidden, heads, mask)]), hidden, "ln_attn")
-        h = _gelu_erf(g, _linear(g, x, hidden, ffn, "ffn_in"))
+        h = activation(g, _linear(g, x, hidden, ffn, "ffn_in"))
         x = _layer_norm(g, g.op("Add", [x, _linear(g, h, ffn, hidden, "ffn_out")]), hidden, "ln_ffn")
+    if pre_norm:
+        x = _layer_norm(g, x, hidden, "ln_final")
     g.nodes.append(helper.make_node("Identity", [x], ["y"], name="output"))
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*dims, hidden])]
     kind = "decoder" if causal else "encoder"
