@@ -154,7 +154,7 @@ class CostModel:
 
 
 def pick_family(
-    table: Sequence[MicroKernelResult], hw: CPUModel, count: int = 2
+    table: Sequence[MicroKernelResult], hw: CPUModel, count: int = 1
 ) -> tuple[int, tuple[int, ...]]:
     """NR (the packed layout) and the MR values to compile, from the measured table.
 

@@ -246,28 +246,44 @@ def build_gemm(
     dtype: str = "float32",
     *,
     hardware: CPUModel | None = None,
+    table: tuple[MicroKernelResult, ...] | None = None,
 ) -> GemmKernel:
-    """C[M, N] = A[M, K] @ B[K, N] for any M; N and K constant or None (symbolic)."""
-    return _build(N, K, dtype, hardware, transposed=False, batched=False)
+    """C[M, N] = A[M, K] @ B[K, N] for any M; N and K constant or None (symbolic).
+
+    `hardware` and `table` default to the host and its measured micro-kernel table."""
+    return _build(N, K, dtype, hardware, table, transposed=False, batched=False)
 
 
 def build_dense(
-    N: int | None = None, K: int | None = None, dtype: str = "float32", *, hardware=None
-) -> GemmKernel:  # noqa: N803
+    N: int | None = None,  # noqa: N803
+    K: int | None = None,  # noqa: N803
+    dtype: str = "float32",
+    *,
+    hardware: CPUModel | None = None,
+    table: tuple[MicroKernelResult, ...] | None = None,
+) -> GemmKernel:
     """Linear/dense: C[M, N] = A[M, K] @ W[N, K].T for any M (W packed once by `pack_weights`)."""
-    return _build(N, K, dtype, hardware, transposed=True, batched=False)
+    return _build(N, K, dtype, hardware, table, transposed=True, batched=False)
 
 
 def build_batched_gemm(
-    N: int | None = None, K: int | None = None, dtype: str = "float32", *, hardware=None
-) -> GemmKernel:  # noqa: N803
+    N: int | None = None,  # noqa: N803
+    K: int | None = None,  # noqa: N803
+    dtype: str = "float32",
+    *,
+    hardware: CPUModel | None = None,
+    table: tuple[MicroKernelResult, ...] | None = None,
+) -> GemmKernel:
     """C[b, M, N] = A[b, M, K] @ B[b, K, N] (or one shared packed B) for any batch and M."""
-    return _build(N, K, dtype, hardware, transposed=False, batched=True)
+    return _build(N, K, dtype, hardware, table, transposed=False, batched=True)
 
 
-def _build(n, k, dtype, hardware, *, transposed: bool, batched: bool) -> GemmKernel:
+def _build(n, k, dtype, hardware, table, *, transposed: bool, batched: bool) -> GemmKernel:
     if str(dtype) != "float32":
         raise UnsupportedError(f"the GEMM hierarchy supports float32 only, not {dtype}")
     hw = hardware or host_cpu_model()
-    key = (n, k, transposed, batched, hw.key(), hw)
-    return _cached(key, lambda: GemmKernel(n, k, transposed=transposed, batched=batched, hardware=hw))
+    table = tuple(table) if table is not None else None
+    key = (n, k, transposed, batched, hw, table)
+    return _cached(
+        key, lambda: GemmKernel(n, k, transposed=transposed, batched=batched, hardware=hw, table=table)
+    )
