@@ -255,21 +255,23 @@ PEERS = [Shapeflow, OnnxRuntime, TorchEager, Tvm]
 # -- measuring --------------------------------------------------------------------------------------------
 
 
-def measure(fn, x, repeat: int, budget: float) -> dict:
+def measure(fn, x, repeat: int, budget: float) -> tuple[dict, np.ndarray]:
+    """Latency of fn(x) and the output of its warm-up call (first-call allocations, lazy initialization)."""
     t0 = time.perf_counter()
-    fn(x)  # warm-up (first-call allocations, lazy initialization)
+    out = np.asarray(fn(x))
     first = time.perf_counter() - t0
     times, start = [], time.perf_counter()
     while len(times) < repeat and (not times or time.perf_counter() - start < budget):
         t = time.perf_counter()
         fn(x)
         times.append(time.perf_counter() - t)
-    return {
+    stats = {
         "median_ms": float(np.median(times)) * 1e3,
         "best_ms": min(times) * 1e3,
         "first_ms": first * 1e3,
         "runs": len(times),
     }
+    return stats, out
 
 
 def run_model(label, model, dims, points, make_input, args, skip) -> dict:
@@ -301,8 +303,7 @@ def run_model(label, model, dims, points, make_input, args, skip) -> dict:
         reference = None
         for name, fn in peers.items():
             try:
-                entry["latency"][name] = measure(fn, x, args.repeat, args.budget)
-                out = np.asarray(fn(x))
+                entry["latency"][name], out = measure(fn, x, args.repeat, args.budget)
                 if reference is None:
                     reference = out
                 else:
