@@ -306,12 +306,12 @@ def reverse_compute_inline(sch: Schedule, block: BlockRV) -> None:
     ok = ok and len(first) == len(c_vars) and all(all(a is b for a, b in zip(idx, first)) for idx in loads)
     if not ok:
         raise fail(f"{prim}: consumer does not read the producer at exactly its point", x.name)
-    readers = [r for item in items for r in realizes_in(item) if id(x) in buffers_read(r.block)]
-    if len(readers) != 1:
-        raise fail(f"{prim}: buffer has other readers", x.name)
     writers = _scope_writers(items, x)
     if len(writers) != 1:
         raise fail(f"{prim}: buffer has another writer", x.name)
+    readers = [r for item in items for r in realizes_in(item) if id(x) in buffers_read(r.block)]
+    if any(r is not realize and r is not writers[0] for r in readers):
+        raise fail(f"{prim}: buffer has other readers", x.name)
     producer = writers[0]
     if any(iv.iter_type == IterType.REDUCE for iv in producer.block.iter_vars) or producer.block.init:
         raise fail(f"{prim}: producer is a reduction", producer.block.name)
