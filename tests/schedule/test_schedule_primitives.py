@@ -14,6 +14,7 @@ from shapeflow.ir.expr import IntImm, Var
 from shapeflow.ir.functor import collect
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.tir.buffer import Buffer
+from shapeflow.ir.tir.interpreter import run
 from shapeflow.ir.tir.stmt import Block, BlockRealize, For, ForKind
 from shapeflow.ir.tir.verify import verify
 from shapeflow.passes.schedule import LoopRV, Schedule
@@ -219,16 +220,12 @@ def test_transform_layout_packs_a_buffer():
     sch = Schedule(func)
     sch.transform_layout(sch.get_block("B"), 0, lambda i, j: (i // 16, j, i % 16))
     packed = allocs(sch)["B"]
-    assert structural_equal(packed.shape[0], (n + 15) // 16) and [s.value for s in packed.shape[1:]] == [
-        3,
-        16,
-    ]
+    assert structural_equal(packed.shape[0], (n + 15) // 16)
+    assert [s.value for s in packed.shape[1:]] == [3, 16]
     verify(sch.func)
     for size in SIZES + (17, 33):
         a = np.random.default_rng(size).random((size, 3), dtype="float32")
         out = np.zeros((size, 3), "float32")
-        from shapeflow.ir.tir.interpreter import run  # noqa: PLC0415
-
         run(sch.func, a, out)
         np.testing.assert_allclose(out, (a + 1) * 3, rtol=1e-6)
 
