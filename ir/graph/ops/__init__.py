@@ -12,6 +12,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     nn,
     norm,
     reduce,
+    slice,
     unary,
 )
 from shapeflow.ir.graph.ops.dps import get_library_function, register_library_function

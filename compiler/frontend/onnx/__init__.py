@@ -1,0 +1,12 @@
+"""The ONNX frontend: `from_onnx(model, dims=None) -> IRModule`.
+
+- importer.py: loading, opset handling, graph inputs and outputs, the node loop
+- context.py: values by ONNX tensor name, values known at import time (symbolic shapes), dtype mapping
+- registry.py: the converter table (one entry per ONNX op type and opset range)
+- convert_*.py: the converters, by op family
+"""
+
+from shapeflow.frontend.onnx.importer import from_onnx
+from shapeflow.frontend.onnx.registry import supported_ops
+
+__all__ = ["from_onnx", "supported_ops"]

@@ -1,0 +1,259 @@
+"""Converters of ONNX neural-network ops: MatMul, Gemm, Conv, pooling, the normalizations."""
+
+from __future__ import annotations
+
+from shapeflow.frontend.onnx.context import Context, Node, scalar
+from shapeflow.frontend.onnx.registry import converter
+from shapeflow.ir.graph import op
+from shapeflow.ir.graph.shape import as_int
+
+
+def _float(ctx: Context, node: Node, index: int = 0):
+    name = node.inputs[index]
+    if not ctx.dtype(name).is_float:
+        raise node.unsupported(f"dtype {ctx.dtype(name)} is not supported (float inputs only)")
+    return ctx.expr(name)
+
+
+@converter("MatMul")
+def _matmul(ctx, node):
+    return op.matmul(ctx.expr(node.inputs[0]), ctx.expr(node.inputs[1]))
+
+
+@converter("Gemm")
+def _gemm(ctx, node):
+    a, b = _float(ctx, node, 0), _float(ctx, node, 1)
+    dtype = ctx.dtype(node.inputs[0])
+    if node.attr("transA", 0):
+        a = op.permute_dims(a, (1, 0))
+    if node.attr("transB", 0):
+        b = op.permute_dims(b, (1, 0))
+    y = op.matmul(a, b)
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    if alpha != 1.0:
+        y = op.multiply(y, scalar(alpha, dtype))
+    if node.input(2):
+        c = ctx.expr(node.inputs[2])
+        y = op.add(y, c if beta == 1.0 else op.multiply(c, scalar(beta, dtype)))
+    return y
+
+
+# -- convolution and pooling ------------------------------------------------------------------------------
+
+
+def _window_padding(ctx: Context, node: Node, kernel, strides, dilations) -> list[int]:
+    """ONNX pads (begins..., ends...) with auto_pad resolved against the (static) spatial dims."""
+    rank = len(kernel)
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    pads = node.attr("pads")
+    if auto_pad in ("NOTSET", "VALID"):
+        return [0] * (2 * rank) if pads is None or auto_pad == "VALID" else list(pads)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise node.unsupported(f"auto_pad={auto_pad!r} is not supported")
+    spatial = ctx.shape(node.inputs[0])[2:]
+    begins, ends = [], []
+    for i in range(rank):
+        size = as_int(spatial[i])
+        if size is None:
+            raise node.unsupported("auto_pad SAME over a symbolic spatial dim is not supported")
+        out = -(-size // strides[i])
+        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+        small, large = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else large)
+        ends.append(large if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+@converter("Conv")
+def _conv(ctx, node):
+    x, w = _float(ctx, node, 0), _float(ctx, node, 1)
+    w_shape = ctx.shape(node.inputs[1])
+    rank = len(w_shape) - 2
+    if rank not in (1, 2):
+        raise node.unsupported(f"{rank}-D convolution is not supported (1-D and 2-D only)")
+    kernel = node.attr("kernel_shape") or [as_int(d) for d in w_shape[2:]]
+    strides = node.attr("strides") or [1] * rank
+    dilations = node.attr("dilations") or [1] * rank
+    pads = _window_padding(ctx, node, kernel, strides, dilations)
+    build = op.conv1d if rank == 1 else op.conv2d
+    y = build(x, w, tuple(strides), tuple(pads), tuple(dilations), node.attr("group", 1))
+    if node.input(2):
+        bias = op.reshape(ctx.expr(node.inputs[2]), (1, w_shape[0]) + (1,) * rank)
+        y = op.add(y, bias)
+    return y
+
+
+def _pool(kind: str):
+    def convert(ctx: Context, node: Node):
+        x = _float(ctx, node, 0)
+        if len(node.outputs) > 1 and node.outputs[1]:
+            raise node.unsupported("the Indices output is not supported")
+        if node.attr("ceil_mode", 0):
+            raise node.unsupported("ceil_mode=1 is not supported")
+        node.attr("storage_order")
+        shape = ctx.shape(node.inputs[0])
+        kernel = list(node.attr("kernel_shape"))
+        rank = len(kernel)
+        if rank not in (1, 2):
+            raise node.unsupported(f"{rank}-D pooling is not supported (1-D and 2-D only)")
+        strides = node.attr("strides") or [1] * rank
+        dilations = node.attr("dilations") or [1] * rank
+        pads = _window_padding(ctx, node, kernel, strides, dilations)
+        if rank == 1:  # as 2-D pooling over a unit height
+            x = op.expand_dims(x, (2,))
+            kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
+            pads = [0, pads[0], 0, pads[1]]
+        if kind == "max":
+            y = op.max_pool2d(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
+        else:
+            if any(d != 1 for d in dilations):
+                raise node.unsupported("dilations in AveragePool are not supported")
+            include = bool(node.attr("count_include_pad", 0))
+            y = op.avg_pool2d(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations), include)
+        del shape
+        return op.squeeze(y, (2,)) if rank == 1 else y
+
+    return convert
+
+
+converter("MaxPool", since=1)(_pool("max"))
+converter("AveragePool", since=1)(_pool("avg"))
+
+
+def _global_pool(reducer: str):
+    def convert(ctx: Context, node: Node):
+        x = _float(ctx, node, 0)
+        rank = ctx.rank(node.inputs[0])
+        return getattr(op, reducer)(x, tuple(range(2, rank)), True)
+
+    return convert
+
+
+converter("GlobalAveragePool")(_global_pool("mean"))
+converter("GlobalMaxPool")(_global_pool("max"))
+
+
+# -- normalizations ---------------------------------------------------------------------------------------
+
+
+@converter("BatchNormalization", since=9)
+def _batch_norm(ctx, node):
+    if node.attr("training_mode", 0):
+        raise node.unsupported("training_mode=1 is not supported")
+    node.attr("momentum")
+    if len([o for o in node.outputs if o]) > 1:
+        raise node.unsupported("the running mean/var outputs (training) are not supported")
+    # scale = gamma / sqrt(var + eps), shift = beta - mean * scale: per channel, folded at import time
+    # when the statistics are initializers, then one multiply-add over x.
+    x = _float(ctx, node, 0)
+    gamma, beta, mean, var = (_float(ctx, node, i) for i in range(1, 5))
+    dtype = ctx.dtype(node.inputs[0])
+    rank = ctx.rank(node.inputs[0])
+    scale = op.multiply(gamma, op.rsqrt(op.add(var, scalar(node.attr("epsilon", 1e-5), dtype))))
+    shift = op.subtract(beta, op.multiply(mean, scale))
+    channels = ctx.shape(node.inputs[0])[1] if rank > 1 else ctx.shape(node.inputs[1])[0]
+    per_channel = (channels,) + (1,) * max(0, rank - 2)
+    scale, shift = (
+        ctx.fold_or_emit(op.reshape(scale, per_channel)),
+        ctx.fold_or_emit(op.reshape(shift, per_channel)),
+    )
+    return op.add(op.multiply(x, scale), shift)
+
+
+@converter("InstanceNormalization")
+def _instance_norm(ctx, node):
+    x = _float(ctx, node, 0)
+    channels = as_int(ctx.shape(node.inputs[0])[1])
+    if channels is None:
+        raise node.unsupported("a symbolic channel count is not supported")
+    return op.group_norm(
+        x, ctx.expr(node.inputs[1]), ctx.expr(node.inputs[2]), channels, node.attr("epsilon", 1e-5)
+    )
+
+
+@converter("GroupNormalization", since=18)
+def _group_norm(ctx, node):
+    x = _float(ctx, node, 0)
+    groups = node.attr("num_groups")
+    node.attr("stash_type")
+    channels = as_int(ctx.shape(node.inputs[0])[1])
+    scale, bias = ctx.expr(node.inputs[1]), ctx.expr(node.inputs[2])
+    if node.version < 21:  # scale and bias per group: spread each over its channels
+        if channels is None:
+            raise node.unsupported("a symbolic channel count is not supported")
+        per = channels // groups
+
+        def spread(v):
+            return op.reshape(op.broadcast_to(op.reshape(v, (groups, 1)), (groups, per)), (channels,))
+
+        scale, bias = spread(scale), spread(bias)
+    return op.group_norm(x, scale, bias, groups, node.attr("epsilon", 1e-5))
+
+
+def _moments(x, axes, epsilon, dtype):
+    mean = op.mean(x, axes, True)
+    centered = op.subtract(x, mean)
+    var = op.mean(op.multiply(centered, centered), axes, True)
+    return mean, op.rsqrt(op.add(var, scalar(epsilon, dtype)))
+
+
+@converter("LayerNormalization", since=17)
+def _layer_norm(ctx, node):
+    x = _float(ctx, node, 0)
+    dtype = ctx.dtype(node.inputs[0])
+    shape = ctx.shape(node.inputs[0])
+    rank = len(shape)
+    axis = node.attr("axis", -1) % rank
+    axes = tuple(range(axis, rank))
+    epsilon = node.attr("epsilon", 1e-5)
+    node.attr("stash_type")
+    scale = ctx.expr(node.inputs[1])
+    bias = ctx.expr(node.inputs[2]) if node.input(2) else op.zeros(tuple(shape[axis:]), str(dtype))
+    scale_shape, bias_shape = (
+        ctx.shape(node.inputs[1]),
+        (ctx.shape(node.inputs[2]) if node.input(2) else None),
+    )
+    if tuple(scale_shape) != tuple(shape[axis:]) or (
+        bias_shape is not None and tuple(bias_shape) != tuple(shape[axis:])
+    ):
+        scale = op.broadcast_to(scale, tuple(shape[axis:]))
+        bias = op.broadcast_to(bias, tuple(shape[axis:]))
+    y = op.layer_norm(x, scale, bias, axes, epsilon)
+    if len(node.outputs) == 1:
+        return y
+    mean, inv_std = _moments(x, axes, epsilon, dtype)
+    return [y, mean, inv_std]
+
+
+@converter("RMSNormalization", since=23)
+def _rms_norm(ctx, node):
+    x = _float(ctx, node, 0)
+    shape = ctx.shape(node.inputs[0])
+    axis = node.attr("axis", -1) % len(shape)
+    node.attr("stash_type")
+    scale = ctx.expr(node.inputs[1])
+    if tuple(ctx.shape(node.inputs[1])) != tuple(shape[axis:]):
+        scale = op.broadcast_to(scale, tuple(shape[axis:]))
+    return op.rms_norm(x, scale, tuple(range(axis, len(shape))), node.attr("epsilon", 1e-5))
+
+
+@converter("LpNormalization")
+def _lp_norm(ctx, node):
+    x = _float(ctx, node, 0)
+    axis, p = node.attr("axis", -1), node.attr("p", 2)
+    if p == 1:
+        norm = op.sum(op.abs(x), (axis,), True)
+    elif p == 2:
+        norm = op.sqrt(op.sum(op.multiply(x, x), (axis,), True))
+    else:
+        raise node.unsupported(f"p={p} is not supported")
+    zero = scalar(0, ctx.dtype(node.inputs[0]))
+    return op.where(op.equal(norm, zero), zero, op.divide(x, norm))
+
+
+@converter("MeanVarianceNormalization")
+def _mvn(ctx, node):
+    x = _float(ctx, node, 0)
+    axes = tuple(node.attr("axes", [0, 2, 3]))
+    mean, inv_std = _moments(x, axes, 1e-9, ctx.dtype(node.inputs[0]))
+    return op.multiply(op.subtract(x, mean), inv_std)

@@ -1,0 +1,177 @@
+"""`from_onnx`: an ONNX model to a graph IRModule with one function, "main".
+
+    mod = from_onnx("model.onnx", dims={"seq": (1, 2048)})
+
+- opsets 13 and newer of the default domain; 11 and 12 go through onnx's version converter first, older
+  ones are refused (UnsupportedError naming the opset);
+- `dim_param` dims become int64 Vars (one Var per name), unnamed dynamic dims fresh Vars; `dims` bounds
+  land in the function's "var_bounds";
+- initializers and Constant nodes are values known at import time: shape subgraphs over them and over
+  `Shape` of symbolic tensors fold into symbolic target shapes (see context.py);
+- every op, attribute and dtype is checked here, so that a model shapeflow cannot run is refused now and
+  never at run time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from shapeflow.errors import CompileError, Error, ParseError, UnsupportedError
+from shapeflow.frontend.onnx import convert_elementwise, convert_nn, convert_reduce, convert_shape  # noqa: F401
+from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, safe_name
+from shapeflow.frontend.onnx.registry import Known, lookup
+from shapeflow.ir.expr import Var
+from shapeflow.ir.graph import expr as G
+from shapeflow.ir.graph.builder import BlockBuilder
+from shapeflow.ir.graph.types import TensorType
+from shapeflow.ir.module import IRModule
+
+MIN_OPSET = 13
+CONVERTIBLE_OPSET = 11
+
+
+def load_model(model) -> onnx.ModelProto:
+    """A ModelProto from a proto, serialized bytes or a path (external data resolved next to the file)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        if isinstance(model, bytes):
+            return onnx.load_from_string(model)
+        if isinstance(model, (str, os.PathLike)):
+            path = os.fspath(model)
+            if not os.path.exists(path):
+                raise ParseError(f"ONNX model file not found: {path}", source=path)
+            return onnx.load(path)
+    except (DecodeError, ValueError, RuntimeError, OSError) as exc:
+        raise ParseError(f"cannot read the ONNX model: {exc}") from None
+    raise UnsupportedError(f"from_onnx takes a ModelProto, bytes or a path, got {type(model).__name__}")
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    raise UnsupportedError("the model imports no opset of the default ONNX domain")
+
+
+def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
+        raise ParseError(f"invalid ONNX model: {first}") from None
+    opset = default_opset(model)
+    if opset < CONVERTIBLE_OPSET:
+        raise UnsupportedError(f"ONNX opset {opset} is not supported (opset {MIN_OPSET} or newer)")
+    if opset < MIN_OPSET:
+        try:
+            model = onnx.version_converter.convert_version(model, MIN_OPSET)
+        except Exception as exc:  # noqa: BLE001 - the converter raises assorted errors
+            raise UnsupportedError(
+                f"ONNX opset {opset} is not supported (converting it to 13 failed: {exc})"
+            ) from None
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    return model
+
+
+def _input_type(value: onnx.ValueInfoProto, symbols: dict[str, Var]) -> TensorType:
+    where = f"input {value.name!r}"
+    if not value.type.HasField("tensor_type"):
+        raise UnsupportedError(f"{where}: only tensor inputs are supported")
+    tt = value.type.tensor_type
+    dtype = onnx_dtype(tt.elem_type, where)
+    if not tt.HasField("shape"):
+        raise UnsupportedError(f"{where}: inputs of unknown rank are not supported")
+    dims = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value"):
+            dims.append(d.dim_value)
+        else:
+            name = d.dim_param if d.HasField("dim_param") else f"{safe_name(value.name)}_dim{i}"
+            dims.append(symbols.setdefault(name, Var(name, "int64")))
+    return TensorType(tuple(dims), dtype)
+
+
+def _convert_node(ctx: Context, proto: onnx.NodeProto, opset: int) -> None:
+    if proto.domain not in ("", "ai.onnx"):
+        raise UnsupportedError(f"ONNX op '{proto.op_type}' of domain {proto.domain!r} is not supported")
+    try:
+        version = onnx.defs.get_schema(proto.op_type, opset, "").since_version
+    except onnx.defs.SchemaError:
+        raise UnsupportedError(f"ONNX op '{proto.op_type}' is not an operator of opset {opset}") from None
+    conv = lookup(proto.op_type, version)
+    node = Node(proto, version)
+    for name in node.inputs:
+        if name and not ctx.has(name):
+            raise ParseError(f"ONNX node {proto.name or proto.op_type!r} reads undefined tensor {name!r}")
+    result = conv.fold(ctx, node) if conv.fold is not None else None
+    if result is None:
+        result = conv.convert(ctx, node)
+    outputs = list(result) if isinstance(result, (list, tuple)) else [result]
+    unread = node.unread_attrs()
+    if unread:
+        raise node.unsupported(f"attribute {unread[0]!r} is not supported")
+    if len(outputs) < len(node.outputs) and any(node.outputs[len(outputs) :]):
+        raise node.unsupported(f"output {len(outputs)} ({node.outputs[len(outputs)]!r}) is not supported")
+    for name, value in zip(node.outputs, outputs):
+        if name:
+            ctx.set(name, value.array if isinstance(value, Known) else value)
+
+
+def from_onnx(model, dims: dict | None = None) -> IRModule:
+    """Import an ONNX model (ModelProto, bytes or path) as an IRModule whose "main" takes the graph inputs
+    in order and returns the output (a tuple when there are several)."""
+    model = _checked(load_model(model))
+    try:
+        return _import(model, dims)
+    except Error:
+        raise
+    except Exception as exc:  # a converter bug must still surface as a shapeflow error, not a traceback
+        raise CompileError(f"importing the ONNX model failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _import(model: onnx.ModelProto, dims: dict | None) -> IRModule:
+    graph = model.graph
+    opset = default_opset(model)
+    initializers = {init.name: init for init in graph.initializer}
+    symbols: dict[str, Var] = {}
+    params = []
+    bb = BlockBuilder()
+    ctx = Context(bb, opset)
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        param = G.GraphVar(safe_name(value.name), _input_type(value, symbols))
+        params.append(param)
+        ctx.values[value.name] = param
+    for name, init in initializers.items():
+        onnx_dtype(init.data_type, f"initializer {name!r}")
+        ctx.known[name] = np.array(numpy_helper.to_array(init))
+    for sparse in graph.sparse_initializer:
+        raise UnsupportedError(f"sparse initializer {sparse.values.name!r} is not supported")
+    with bb.function("main", params):
+        with bb.dataflow():
+            for proto in graph.node:
+                _convert_node(ctx, proto, opset)
+            outputs = []
+            for value in graph.output:
+                if not ctx.has(value.name):
+                    raise ParseError(f"ONNX graph output {value.name!r} is never computed")
+                taken = {p.name for p in params}
+                name = safe_name(value.name)
+                outputs.append(bb.emit_output(ctx.expr(value.name), name + "_out" if name in taken else name))
+        if not outputs:
+            raise ParseError("the ONNX graph has no outputs")
+        bb.emit_func_output(outputs[0] if len(outputs) == 1 else outputs)
+    mod = bb.get()
+    if dims:
+        from shapeflow.compile import with_dim_bounds  # noqa: PLC0415 - checks names and ranges
+
+        mod = with_dim_bounds(mod, dims)
+    return mod

@@ -1,0 +1,93 @@
+"""ONNX's backend node tests through shapeflow (from_onnx -> compile -> run), compared with the expected
+outputs at each case's rtol/atol.
+
+The default run takes a curated fast subset covering each converter family; the full sweep of every case
+is marked slow (`pytest -m slow`). Both hold the same contract: a case passes, or it is refused with
+UnsupportedError at import/compile time. A wrong answer, a crash or a run-time error fails the test.
+`benchmarks/onnx_conformance.py` prints the counts for shapeflow and onnxruntime side by side.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("onnx")
+
+from shapeflow.frontend.onnx.conformance import collect_cases, run_case  # noqa: E402
+
+# One or two cases per converter family; each is expected to pass (not merely to be refused).
+FAST_PASSING = [
+    "test_abs",
+    "test_add_bcast",
+    "test_argmax_negative_axis_keepdims_example",
+    "test_averagepool_2d_pads",
+    "test_basic_conv_with_padding",
+    "test_batchnorm_epsilon",
+    "test_cast_FLOAT_to_DOUBLE",
+    "test_clip",
+    "test_concat_2d_axis_negative_1",
+    "test_conv_with_strides_and_asymmetric_padding",
+    "test_div_bcast",
+    "test_elu",
+    "test_equal_bcast",
+    "test_flatten_axis2",
+    "test_gather_negative_indices",
+    "test_gather_elements_negative_indices",
+    "test_gelu_tanh_1",
+    "test_gemm_all_attributes",
+    "test_globalaveragepool",
+    "test_hardswish",
+    "test_instancenorm_example",
+    "test_layer_normalization_4d_axis1",
+    "test_leakyrelu",
+    "test_logsoftmax_axis_1",
+    "test_reduce_max_default_axes_keepdims_random",
+    "test_tril",
+    "test_matmul_4d",
+    "test_maxpool_2d_strides",
+    "test_mod_mixed_sign_int32",
+    "test_pow_types_float32_int64",
+    "test_relu",
+    "test_shape_start_negative_1",
+    "test_size_example",
+    "test_softmax_axis_0",
+    "test_split_equal_parts_1d_opset18",
+    "test_sum_example",
+    "test_transpose_all_permutations_2",
+    "test_where_example",
+]
+
+# Cases that must be refused at import time (unsupported op, dtype or opset), never run.
+FAST_REFUSED = [
+    "test_nonzero_example",
+    "test_cast_FLOAT_to_FLOAT16",
+    "test_unique_not_sorted_without_axis",
+    "test_loop11",
+    "test_and_bcast4v3d",
+    "test_reshape_reordered_all_dims",
+]
+
+
+@pytest.mark.parametrize("name", FAST_PASSING)
+def test_fast_case_passes(name):
+    (case,) = collect_cases([name])
+    outcome = run_case(case, "compile")
+    assert outcome.status == "pass", outcome.message
+
+
+@pytest.mark.parametrize("name", FAST_REFUSED)
+def test_fast_case_is_refused_at_import(name):
+    (case,) = collect_cases([name])
+    outcome = run_case(case, "compile")
+    assert outcome.status == "unsupported", outcome.message
+
+
+@pytest.mark.slow
+def test_every_case_passes_or_is_refused():
+    """The whole suite (~1,900 cases, several minutes): no wrong answer and no crash anywhere."""
+    failures = []
+    for case in collect_cases():
+        outcome = run_case(case, "compile")
+        if outcome.status == "fail":
+            failures.append(f"{outcome.name}: {outcome.message}")
+    assert not failures, f"{len(failures)} failing cases:\n" + "\n".join(failures)
