@@ -270,6 +270,11 @@ def pad(sch: Schedule, block: BlockRV, padding: Sequence[int]) -> None:
                 )
         if not ok:
             raise fail(f"{prim}: block is not an einsum", f"{b.name}: a padded reduction must sum products")
+    first_access: dict[int, tuple] = {}
+    for buf, indices in accesses:
+        seen = first_access.setdefault(id(buf), indices)
+        if not all(a is b for a, b in zip(seen, indices)):
+            raise fail(f"{prim}: buffer is accessed at different indices", buf.name)
     padded: dict[int, Buffer] = {}
     for buf, indices in accesses:
         if id(buf) in padded:

@@ -117,7 +117,9 @@ def split(
     is then inferred (ceil-divided). When the factors do not divide the extent, the extra iterations are
     masked by a block predicate (`tail="predicate"`), or cut off into a separate tail loop
     (`tail="partition"`, which needs the outermost factor None)."""
-    for_, _ = sch.find_loop(loop)
+    for_, parents = sch.find_loop(loop)
+    if not isinstance(factors, (list, tuple)):
+        raise fail("split: factors must be a list", f"got {type(factors).__name__}")
     if tail not in ("predicate", "partition"):
         raise fail("split: tail must be 'predicate' or 'partition'", f"got {tail!r}")
     factors = list(factors)
@@ -134,6 +136,9 @@ def split(
         if isinstance(f, bool) or not isinstance(f, (int, PrimExpr)):
             raise fail("split: factors must be positive integers or expressions", f"got {f!r}")
         f = convert(f, dtype).astype(dtype)
+        defined = _defined_at(sch, parents)
+        if any(id(v) not in defined for v in collect(f, Var)):
+            raise fail("split: factor uses a variable not defined at the loop", str(f))
         if not ana.can_prove(f >= 1):
             raise fail("split: factors must be positive", f"factor {f} may be < 1")
         factors[k] = f
@@ -165,6 +170,15 @@ def split(
         body = For(v, 0, f, ForKind.SERIAL, body)
     sch.commit({id(for_): seq(body, tail_stmt)})
     return [LoopRV(v) for v in new_vars]
+
+
+def _defined_at(sch: Schedule, parents: tuple) -> set[int]:
+    """Ids of the integer variables usable in an expression at a loop: parameters, their dimensions,
+    and the variables of enclosing loops."""
+    out = {id(p.loop_var) for p in parents if isinstance(p, For)}
+    for p in sch.func.params:
+        out.update(id(v) for v in ([p] if isinstance(p, Var) else collect(p.shape, Var)))
+    return out
 
 
 def _product(values) -> PrimExpr:

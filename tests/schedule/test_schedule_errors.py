@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from schedule_kernels import KERNELS
 
+from shapeflow import te
 from shapeflow.errors import Error, ScheduleError
 from shapeflow.passes.schedule import BlockRV, Schedule
 
@@ -61,6 +62,9 @@ RULES = {
         "matmul", lambda s: s.split(loops(s, "M")[0], [2, None], tail="partition")),
     "split: tail must be 'predicate' or 'partition'": (
         "matmul", lambda s: s.split(loops(s, "M")[0], [None, 2], tail="mask")),
+    "split: factors must be a list": ("matmul", lambda s: s.split(loops(s, "M")[0], 4)),
+    "split: factor uses a variable not defined at the loop": (
+        "matmul", lambda s: s.split(loops(s, "M")[0], [None, te.var("x")])),
     # fuse
     "fuse: loops are not directly nested": ("matmul", lambda s: s.fuse(loops(s, "M")[0], loops(s, "M")[2])),
     "fuse: needs at least two loops": ("matmul", lambda s: s.fuse(loops(s, "M")[0])),
