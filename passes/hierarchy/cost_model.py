@@ -154,23 +154,21 @@ class CostModel:
 
 
 def pick_family(
-    table: Sequence[MicroKernelResult], hw: CPUModel, count: int = 1
+    table: Sequence[MicroKernelResult], hw: CPUModel, count: int = 1, tolerance: float = 0.03
 ) -> tuple[int, tuple[int, ...]]:
     """NR (the packed layout) and the MR values to compile, from the measured table.
 
-    NR is the width whose best three register blocks are fastest on average (robust to one lucky
-    measurement); then the `count` fastest MR at that width, the best first. MR >= 2 only: a one-row block
-    is compiled anyway as the tail of every kernel."""
-    by_nr: dict[int, list[MicroKernelResult]] = {}
-    for r in table:
-        by_nr.setdefault(r.nr, []).append(r)
-    if not by_nr:
+    The measurement runs on L1-resident panels, where most blocks that fit the register file reach about
+    the same rate. Among the blocks within `tolerance` of the fastest, the largest (MR x NR) wins: it loads
+    the fewest bytes of A and B per flop, which is what matters once the panels come from L2. Then the
+    `count` best MR at that NR, largest area first. MR >= 2 only: one-row blocks are compiled anyway as
+    tails."""
+    rows = [r for r in table if r.mr >= 2] or list(table)
+    if not rows:
         return hw.lanes(4) * 2, (4,)
-
-    def score(nr: int) -> float:
-        top = sorted((r.gflops for r in by_nr[nr]), reverse=True)[:3]
-        return sum(top) / len(top)
-
-    nr = max(sorted(by_nr), key=score)
-    ranked = sorted((r for r in by_nr[nr] if r.mr >= 2), key=lambda r: -r.gflops) or by_nr[nr]
-    return nr, tuple(r.mr for r in ranked[:count])
+    best = max(r.gflops for r in rows)
+    close = [r for r in rows if r.gflops >= best * (1 - tolerance)]
+    top = max(close, key=lambda r: (r.mr * r.nr, r.gflops))
+    same_nr = [r for r in rows if r.nr == top.nr and r.gflops >= best * (1 - tolerance)]
+    ranked = sorted(same_nr, key=lambda r: (-r.mr * r.nr, -r.gflops))
+    return top.nr, tuple(r.mr for r in ranked[:count])

@@ -42,7 +42,7 @@ from shapeflow.passes.hierarchy.microkernel import (
 
 log = logging.getLogger("shapeflow.hierarchy")
 
-SCHEMA = 1
+SCHEMA = 2  # 2: short best-of runs (1 measured at the share of the core it got)
 CACHE_ENV = "SHAPEFLOW_CACHE_DIR"
 MAX_MR = 14
 I64 = DataType("int64")
@@ -94,7 +94,7 @@ def build_bench_func(shape: MicroKernelShape) -> PrimFunc:
 
 
 def measure_candidates(
-    hw: CPUModel, shapes: Sequence[MicroKernelShape], budget_s: float = 0.01, rounds: int = 5
+    hw: CPUModel, shapes: Sequence[MicroKernelShape], budget_s: float = 0.0005, rounds: int = 25
 ) -> list[MicroKernelResult]:
     """Compile every candidate in one module and time each: best of `rounds` runs of about `budget_s`."""
     import shapeflow  # noqa: PLC0415
@@ -120,7 +120,8 @@ def measure_candidates(
         per_rep = max((time.perf_counter() - t0) / 64, 1e-9)
         reps = int(min(1 << 20, max(16, budget_s / per_rep)))
         runs.append((kernel, operands, reps, 2.0 * s.mr * s.nr * kc * reps))
-    # Round-robin rounds, best of each: a burst of load from other processes hits one round, not one kernel.
+    # Short runs, round-robin, best of each: on a shared machine a run longer than a scheduler time slice is
+    # measured at the share of the core it got, and a burst of load hits one round rather than one kernel.
     best = [math.inf] * len(shapes)
     for _ in range(rounds):
         for i, (kernel, operands, reps, _flops) in enumerate(runs):

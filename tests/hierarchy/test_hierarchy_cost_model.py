@@ -64,14 +64,12 @@ def test_choice_is_deterministic_and_fast():
     assert len({(d.pm, d.pn, d.kc) for d in first}) > 1  # it does depend on the shape
 
 
-def test_pick_family_prefers_robust_width():
-    table = TABLE + (
-        MicroKernelResult(3, 64, 150.0),
-        MicroKernelResult(2, 64, 10.0),
-        MicroKernelResult(1, 64, 5.0),
-    )
-    assert pick_family(table, HW) == (32, (12,))
-    assert pick_family(TABLE, HW, count=2) == (32, (12, 8))
+def test_pick_family_prefers_the_largest_block_among_the_fastest():
+    assert pick_family(TABLE, HW) == (32, (12,))
+    assert pick_family(TABLE, HW, count=2, tolerance=0.15) == (32, (12, 8))
+    near = TABLE + (MicroKernelResult(14, 32, 108.0), MicroKernelResult(3, 64, 111.0))
+    assert pick_family(near, HW) == (32, (14,))  # 14 x 32 is within 3% of the best, and the largest
+    assert pick_family(near, HW, tolerance=0.0) == (64, (3,))
 
 
 def test_explain_and_debug_log(sym_gemm, caplog):
