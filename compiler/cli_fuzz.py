@@ -50,6 +50,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
         coverage=not args.no_coverage,
         mode=mode,
         test_timeout=args.test_timeout,
+        tvm=args.tvm,
     )
     summary = run_campaign(options)
     print(
@@ -79,6 +80,11 @@ def add_fuzz_commands(subparsers) -> None:
     group.add_argument("--ir-only", action="store_true", help="ablation: mutate only the IR")
     group.add_argument("--passes-only", action="store_true", help="ablation: mutate only pass sequences")
     group.add_argument("--generate-only", action="store_true", help="ablation: fresh programs, no mutation")
+    p.add_argument(
+        "--tvm",
+        action="store_true",
+        help="also compare every test with apache-tvm (the `tvm` extra); findings in TVM are kept apart",
+    )
     p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default 10)")
     p.set_defaults(handler=_cmd_fuzz)
 

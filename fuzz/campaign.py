@@ -23,7 +23,7 @@ from shapeflow.errors import UnsupportedError
 from shapeflow.fuzz.coverage import CoverageMap
 from shapeflow.fuzz.findings import atomic_write, load_findings, record_finding
 from shapeflow.fuzz.mutate_passes import default_sequence, drop_useless
-from shapeflow.fuzz.oracles import RUN_STAGES, Outcome, TestCase
+from shapeflow.fuzz.oracles import RUN_STAGES, TVM_STAGE, Outcome, TestCase
 from shapeflow.fuzz.worker import MODES, worker_main
 
 
@@ -43,6 +43,7 @@ class CampaignOptions:
     compile: bool | None = None  # the compiled-kernel oracle: None = a quarter of the tests
     status_stream: object = sys.stderr
     generated_seeds: int = 12
+    tvm: bool = False  # the differential oracle against apache-tvm (tvm_oracle.py)
 
 
 class _Worker:
@@ -55,6 +56,7 @@ class _Worker:
             "compile": options.compile,
             "minimize": options.minimize,
             "minimize_seconds": options.minimize_seconds,
+            "tvm": options.tvm,
         }
         self.proc = ctx.Process(
             target=worker_main,
@@ -147,6 +149,9 @@ class Campaign:
         self.stats["tests"] += 1
         test = TestCase.from_json(msg["test"])
         outcome = Outcome(**msg["outcome"])
+        if outcome.extra.get("tvm"):
+            key = "tvm_" + outcome.extra["tvm"].replace("-", "_")
+            self.stats[key] = self.stats.get(key, 0) + 1
         new = self.cmap.count_new(msg["arcs"])
         self.cmap.merge(msg["arcs"])
         if worker.task and worker.task.get("seed_run"):
@@ -175,8 +180,12 @@ class Campaign:
         if path.exists() and worker.task is not None:
             test = TestCase.from_json(path.read_text())
             path.unlink()
-            if symptom == "timeout" and stage in RUN_STAGES:
-                self.stats["slow"] += 1  # a huge loop in the program itself, not a compiler hang
+            if symptom == "timeout" and (stage in RUN_STAGES or stage == TVM_STAGE):
+                self.stats["slow"] += 1  # a huge loop in the program itself (or TVM's build), not a hang
+            elif symptom == "crash" and stage == TVM_STAGE:
+                self.stats["crashes"] += 1
+                message = f"worker died in TVM with exit code {worker.proc.exitcode}"
+                self._bug(test, Outcome("bug", "tvm-crash", "tvm", message), None)
             else:
                 self.stats["crashes" if symptom == "crash" else "timeouts"] += 1
                 code = worker.proc.exitcode
@@ -273,6 +282,7 @@ class Campaign:
             "mode": self.o.mode,
             "coverage_feedback": self.o.coverage,
             "seed": self.o.seed,
+            "tvm": self.o.tvm,
         }
 
     def _status(self, elapsed: float, final: bool = False) -> None:

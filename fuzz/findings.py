@@ -128,7 +128,10 @@ def record_finding(
     atomic_write(
         folder / "log.txt", f"{outcome.symptom} at {outcome.stage}\n{outcome.message}\n\n{outcome.trace}"
     )
-    atomic_write(folder / "repro.py", render_repro(best, outcome))
+    # A TVM finding's reproducer needs only tvm and numpy (oracles._tvm_stage wrote it).
+    atomic_write(folder / "repro.py", outcome.extra.get("tvm_repro") or render_repro(best, outcome))
+    if outcome.extra.get("tvm_script"):
+        atomic_write(folder / "tvm_script.py", outcome.extra["tvm_script"])
     meta = {
         "id": key,
         "symptom": outcome.symptom,
@@ -145,6 +148,11 @@ def record_finding(
         "found_at": time.time(),
         "hits": 1,
     }
+    if outcome.symptom.startswith("tvm"):
+        from shapeflow.fuzz.tvm_oracle import tvm_version  # noqa: PLC0415
+
+        meta["tvm_version"] = outcome.extra.get("tvm_version") or tvm_version()
+        meta["confirmed_by_shapeflow_build"] = bool(outcome.extra.get("confirmed"))
     atomic_write(meta_path, json.dumps(meta, indent=1))  # last: a folder with metadata is complete
     return key, True
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import traceback
 from dataclasses import dataclass, field
 
@@ -26,6 +27,8 @@ import numpy as np
 from shapeflow.errors import Error, VerifyError
 from shapeflow.fuzz.inputs import choose_dims, copy_arguments, iteration_cost, make_arguments
 from shapeflow.fuzz.mutate_passes import build_passes
+from shapeflow.ir import expr as E
+from shapeflow.ir.functor import collect
 from shapeflow.ir.module import IRModule
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.text import parse, to_text
@@ -75,6 +78,7 @@ class Outcome:
     trace: str = ""
     ran: bool = False  # the reference run happened and succeeded
     pass_labels: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # the TVM verdict, and a TVM finding's repro and version
 
     @property
     def is_bug(self) -> bool:
@@ -111,8 +115,10 @@ STAGE_CODES = {
     "passes": 4,
     "transformed": 5,
     "compile": 6,
+    "tvm": 7,
 }
 RUN_STAGES = {3, 5}
+TVM_STAGE = 7
 
 
 def _guard(stages: _Stages, fn, *args):
@@ -145,8 +151,9 @@ def check_roundtrip(func, where: str) -> None:
         raise Bug("roundtrip", where, "printing the parsed function gives different text")
 
 
-def compare_arrays(expected: list, actual: list) -> str:
-    """'' when equal (floats with a tolerance, NaN-aware; ints exact), else a description."""
+def compare_arrays(expected: list, actual: list, rtol: float = 1e-4, rtol_half: float = 1e-2) -> str:
+    """'' when equal (floats with a relative tolerance, `rtol_half` for float16, NaN-aware; ints exact),
+    else a description."""
     for k, (e, a) in enumerate(zip(expected, actual)):
         if not isinstance(e, np.ndarray):
             continue
@@ -154,7 +161,7 @@ def compare_arrays(expected: list, actual: list) -> str:
             return f"argument {k}: shape/dtype {a.shape} {a.dtype}, expected {e.shape} {e.dtype}"
         if e.dtype.kind == "f":
             e64, a64 = e.astype(np.float64), a.astype(np.float64)
-            tol = 1e-2 if e.dtype.itemsize == 2 else 1e-4
+            tol = rtol_half if e.dtype.itemsize == 2 else rtol
             finite = np.isfinite(e64) & np.isfinite(a64)
             scale = np.maximum(np.abs(e64), 1.0)
             bad = ~(np.isnan(e64) == np.isnan(a64))
@@ -174,13 +181,20 @@ def _race_free(flags) -> bool:
     return "race" not in flags and "oob" not in flags
 
 
-def check(test: TestCase, tracker=None, stage_cell=None, compile_oracle: bool | None = None) -> Outcome:
+def check(
+    test: TestCase,
+    tracker=None,
+    stage_cell=None,
+    compile_oracle: bool | None = None,
+    tvm_oracle: bool = False,
+) -> Outcome:
     """Run `test` through every oracle. `tracker` (an ArcTracker, already started) gets one label per stage
-    and pass; `stage_cell` (a shared int) tracks the stage for the campaign's timeout judgement."""
+    and pass; `stage_cell` (a shared int) tracks the stage for the campaign's timeout judgement;
+    `tvm_oracle` adds the differential run against apache-tvm (tvm_oracle.py) when tvm imports."""
     stages = _Stages(tracker, stage_cell)
     out = Outcome("ok")
     try:
-        _check(test, stages, out, compile_oracle)
+        _check(test, stages, out, compile_oracle, tvm_oracle)
     except Bug as bug:
         out.status, out.symptom, out.stage, out.message, out.trace = (
             "bug",
@@ -192,7 +206,7 @@ def check(test: TestCase, tracker=None, stage_cell=None, compile_oracle: bool | 
     return out
 
 
-def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) -> None:
+def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle, tvm_oracle: bool = False) -> None:
     from shapeflow.ir.tir.interpreter import run  # noqa: PLC0415
     from shapeflow.ir.tir.verify import verify  # noqa: PLC0415
     from shapeflow.passes import PassContext, VerifyAfter  # noqa: PLC0415
@@ -218,6 +232,9 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) -> Non
             out.ran = True
     except (Error, ValueError):
         expected = None
+    if tvm_oracle and out.ran and _race_free(test.flags):
+        stages.enter("tvm", TVM_STAGE)
+        _tvm_stage(func, args, expected, out)
 
     mod = IRModule({"main": func})
     passes = build_passes(test.passes)
@@ -270,6 +287,53 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) -> Non
         raise Bug("wrong-result", "compiled", f"compiled kernel vs interpreter: {diff}")
 
 
+def _tvm_stage(func: PrimFunc, args: list, expected: list, out: Outcome) -> None:
+    """TVM against our interpreter; on a difference, our compiled kernel decides whose bug it is."""
+    from shapeflow.fuzz.tvm_oracle import check_tvm, render_tvm_repro, tvm_available, tvm_version  # noqa: PLC0415
+
+    if not tvm_available():
+        out.extra["tvm"] = "unavailable"
+        return
+    try:
+        verdict = check_tvm(func, args, expected)
+    except Exception as exc:  # the translator's own fault: neither compiler's bug
+        out.extra.update(tvm="translator-error", tvm_message=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    out.extra["tvm"] = verdict.status
+    if verdict.status not in ("mismatch", "internal-error"):
+        if verdict.message:
+            out.extra["tvm_message"] = verdict.message[:300]
+        return
+    ours = None
+    build = _build_function()
+    if build is not None:
+        try:
+            ours = copy_arguments(args)
+            build(IRModule({"main": func}), "cpu")["main"](*ours)
+        except Exception:
+            ours = None
+    if ours is not None and compare_arrays(expected, ours):
+        message = f"compiled kernel vs interpreter (TVM disagrees too): {verdict.message}"
+        raise Bug("wrong-result", "compiled", message)
+    note = "" if ours is not None else " (shapeflow's own kernel did not run: unconfirmed)"
+    if verdict.status == "internal-error":
+        check = re.sub(r"[:'\"]", " ", verdict.message.split("Check failed")[-1])[:70]
+        message = f"TVM internal error ({check.strip()}): {verdict.message}{note}"
+        symptom, kind = "tvm-internal-error", "internal error on a valid program"
+    else:
+        intrinsics = sorted({c.op for c in collect(func.body, E.Call)})
+        dtypes = sorted({str(a.dtype) for a in expected if isinstance(a, np.ndarray)})
+        message = f"TVM vs interpreter [{' '.join(dtypes)}; {' '.join(intrinsics)}]: {verdict.message}{note}"
+        symptom, kind = "tvm-wrong-result", "wrong result"
+    out.extra.update(
+        tvm_version=tvm_version(),
+        tvm_repro=render_tvm_repro(verdict.script, args, expected, message, kind),
+        tvm_script=verdict.script,
+        confirmed=ours is not None,
+    )
+    raise Bug(symptom, "tvm", message)
+
+
 def _build_function():
     import shapeflow  # noqa: PLC0415
 
@@ -285,4 +349,5 @@ __all__ = [
     "compare_arrays",
     "STAGE_CODES",
     "RUN_STAGES",
+    "TVM_STAGE",
 ]

@@ -57,8 +57,10 @@ def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
 
     key = bug_key(outcome)
 
+    tvm = outcome.symptom.startswith("tvm")
+
     def still_fails(candidate: TestCase) -> bool:
-        found = check(candidate, compile_oracle=outcome.stage == "compiled")
+        found = check(candidate, compile_oracle=outcome.stage == "compiled", tvm_oracle=tvm)
         return found.is_bug and bug_key(found) == key
 
     try:
@@ -94,7 +96,8 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
         if tracker is not None:
             tracker.start()
         try:
-            outcome = check(test, tracker, stage_cell, compile_oracle=options.get("compile"))
+            compile_oracle, tvm_oracle = options.get("compile"), bool(options.get("tvm"))
+            outcome = check(test, tracker, stage_cell, compile_oracle=compile_oracle, tvm_oracle=tvm_oracle)
         finally:
             labels = tracker.stop() if tracker is not None else {}
         stage_cell.value = 0
@@ -102,6 +105,10 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
         if outcome.is_bug and options.get("minimize", True):
             found = _minimize(test, outcome, options.get("minimize_seconds", 20.0))
             minimized = found.to_json() if found is not None else None
+            if found is not None and outcome.symptom.startswith("tvm"):
+                again = check(found, compile_oracle=False, tvm_oracle=True)
+                if again.is_bug and bug_key(again) == bug_key(outcome):
+                    outcome.extra = again.extra  # the TVM reproducer of the minimized program
         arcs = set().union(*labels.values()) if labels else set()
         results.put(
             {
