@@ -80,13 +80,20 @@ def _arg(graph_op: str):
     build = getattr(op, graph_op)
 
     def convert(ctx: Context, node: Node):
-        if node.attr("select_last_index", 0):
-            raise node.unsupported("select_last_index=1 is not supported")
-        axis = node.attr("axis", 0)
         shape = ctx.shape(node.inputs[0])
+        axis = node.attr("axis", 0) % len(shape)
         if as_int(shape[axis]) == 0:
             raise node.unsupported("an empty axis")
-        return build(ctx.expr(node.inputs[0]), axis, bool(node.attr("keepdims", 1)))
+        x = ctx.expr(node.inputs[0])
+        keep = bool(node.attr("keepdims", 1))
+        if not node.attr("select_last_index", 0):
+            return build(x, axis, keep)
+        # The last extreme is the first one of the reversed axis, counted from the end.
+        if as_int(shape[axis]) is None:
+            raise node.unsupported("select_last_index=1 over a symbolic axis is not supported")
+        last = as_int(shape[axis]) - 1
+        flipped = op.strided_slice(x, (axis,), (last,), (-1,), (-1,))
+        return op.subtract(scalar(last, "int64"), build(flipped, axis, keep))
 
     return convert
 

@@ -21,13 +21,21 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
-from shapeflow.errors import CompileError, Error, ParseError, UnsupportedError
-from shapeflow.frontend.onnx import convert_elementwise, convert_nn, convert_reduce, convert_shape  # noqa: F401
+from shapeflow.errors import CompileError, Error, ParseError, UnsupportedError, VerifyError
+from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registers its converters
+    convert_elementwise,
+    convert_misc,
+    convert_nn,
+    convert_reduce,
+    convert_shape,
+)
 from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, safe_name
 from shapeflow.frontend.onnx.registry import Known, lookup
 from shapeflow.ir.expr import Var
 from shapeflow.ir.graph import expr as G
+from shapeflow.ir.graph import op
 from shapeflow.ir.graph.builder import BlockBuilder
+from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.types import TensorType
 from shapeflow.ir.module import IRModule
 
@@ -106,22 +114,72 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto, opset: int) -> None:
     except onnx.defs.SchemaError:
         raise UnsupportedError(f"ONNX op '{proto.op_type}' is not an operator of opset {opset}") from None
     conv = lookup(proto.op_type, version)
-    node = Node(proto, version)
-    for name in node.inputs:
+    for name in proto.input:
         if name and not ctx.has(name):
             raise ParseError(f"ONNX node {proto.name or proto.op_type!r} reads undefined tensor {name!r}")
-    result = conv.fold(ctx, node) if conv.fold is not None else None
-    if result is None:
-        result = conv.convert(ctx, node)
+    if proto.op_type in UPCAST_OPS and _upcast(ctx, conv, proto, version):
+        return
+    node = Node(proto, version)
+    outputs = _run(ctx, conv, node)
+    for name, value in zip(node.outputs, outputs):
+        if name:
+            ctx.set(name, value.array if isinstance(value, Known) else value)
+
+
+def _run(ctx: Context, conv, node: Node) -> list:
+    """The node's outputs, with every attribute and output accounted for."""
+    try:
+        result = conv.fold(ctx, node) if conv.fold is not None else None
+        if result is None:
+            result = conv.convert(ctx, node)
+    except VerifyError as exc:  # an operand combination the graph ops do not take
+        raise node.unsupported(str(exc)) from None
     outputs = list(result) if isinstance(result, (list, tuple)) else [result]
     unread = node.unread_attrs()
     if unread:
         raise node.unsupported(f"attribute {unread[0]!r} is not supported")
     if len(outputs) < len(node.outputs) and any(node.outputs[len(outputs) :]):
         raise node.unsupported(f"output {len(outputs)} ({node.outputs[len(outputs)]!r}) is not supported")
-    for name, value in zip(node.outputs, outputs):
-        if name:
-            ctx.set(name, value.array if isinstance(value, Known) else value)
+    return outputs
+
+
+# Math whose float16/bfloat16 form is computed in float32 and rounded once at the end (as onnxruntime
+# does): composite activations and normalizations lose too much precision in 16-bit intermediates.
+# Single ops (Softmax, reductions) stay in 16 bits, as the ONNX reference computes them.
+UPCAST_OPS = frozenset(
+    {
+        "Celu", "Elu", "Selu", "Softplus", "Softsign", "Mish", "HardSigmoid", "HardSwish", "Gelu", "Swish",
+        "LayerNormalization", "RMSNormalization", "GroupNormalization", "InstanceNormalization",
+        "Tan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
+    }
+)  # fmt: skip
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _upcast(ctx: Context, conv, proto: onnx.NodeProto, version: int) -> bool:
+    """Convert `proto` on float32 copies of its 16-bit float inputs, casting float32 results back.
+    False (nothing done) when no input is a 16-bit float."""
+    low = None
+    renamed = onnx.NodeProto()
+    renamed.CopyFrom(proto)
+    for i, name in enumerate(proto.input):
+        if name and str(ctx.dtype(name)) in _LOW_PRECISION:
+            low = str(ctx.dtype(name))
+            alias = f"{name}\0float32"
+            if not ctx.has(alias):
+                ctx.values[alias] = ctx.emit(op.astype(ctx.expr(name), "float32"))
+            renamed.input[i] = alias
+    if low is None:
+        return False
+    node = Node(renamed, version)
+    for name, value in zip(proto.output, _run(ctx, conv, node)):
+        if not name:
+            continue
+        value = value.array if isinstance(value, Known) else value
+        if not isinstance(value, np.ndarray) and str(type_of(value).dtype) == "float32":
+            value = op.astype(value, low)
+        ctx.set(name, value)
+    return True
 
 
 def from_onnx(model, dims: dict | None = None) -> IRModule:

@@ -1,0 +1,179 @@
+"""Converters of the remaining ONNX ops: bitwise ops and shifts, the losses (NegativeLogLikelihoodLoss,
+SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, scalar
+from shapeflow.frontend.onnx.registry import Known, converter, register_simple
+from shapeflow.ir.graph import op
+from shapeflow.ir.graph.shape import as_int
+
+# -- bitwise ---------------------------------------------------------------------------------------
+
+
+def _bitwise(graph_op: str):
+    build = getattr(op, graph_op)
+    return lambda ctx, node: build(*(ctx.expr(n) for n in node.inputs))
+
+
+for _onnx, _graph in {
+    "BitwiseAnd": "bitwise_and",
+    "BitwiseOr": "bitwise_or",
+    "BitwiseXor": "bitwise_xor",
+    "BitwiseNot": "bitwise_not",
+}.items():
+    register_simple(_onnx, _bitwise(_graph))
+
+
+@converter("BitShift")
+def _bit_shift(ctx, node):
+    direction = node.attr("direction")
+    if direction not in ("LEFT", "RIGHT"):
+        raise node.unsupported(f"direction {direction!r}")
+    a, b = (ctx.expr(n) for n in node.inputs)
+    return op.left_shift(a, b) if direction == "LEFT" else op.right_shift(a, b)
+
+
+# -- losses ----------------------------------------------------------------------------------------
+
+
+def nll_loss(ctx: Context, node: Node, log_prob, dtype, target_name: str, weight_name: str):
+    """ONNX NegativeLogLikelihoodLoss of `log_prob` (N, C, d...) against integer targets (N, d...)."""
+    reduction = node.attr("reduction", "mean")
+    if reduction not in ("none", "sum", "mean"):
+        raise node.unsupported(f"reduction {reduction!r}")
+    ignore = node.attr("ignore_index")
+    target = ctx.expr(target_name)
+    tdtype = ctx.dtype(target_name)
+    zero_t = scalar(0, tdtype)
+    ignored = op.equal(target, scalar(ignore, tdtype)) if ignore is not None else None
+    # An ignored target may be out of range: read class 0 instead, and weigh it 0.
+    safe = op.where(ignored, zero_t, target) if ignored is not None else target
+    picked = op.squeeze(op.gather_elements(log_prob, op.expand_dims(safe, (1,)), 1), (1,))
+    one, zero = scalar(1, dtype), scalar(0, dtype)
+    if weight_name:
+        weight = op.take(ctx.expr(weight_name), safe, 0)
+    else:
+        weight = op.broadcast_to(one, tuple(ctx.shape(target_name))) if ignored is not None else None
+    if ignored is not None:
+        weight = op.where(ignored, zero, weight)
+    loss = op.neg(picked) if weight is None else op.neg(op.multiply(picked, weight))
+    if reduction == "none":
+        return loss
+    total = op.sum(loss, None, False)
+    if reduction == "sum":
+        return total
+    if weight is None:
+        return op.divide(total, scalar(_count(ctx, node, target_name), dtype))
+    return op.divide(total, op.sum(weight, None, False))
+
+
+def _count(ctx: Context, node: Node, name: str) -> int:
+    count = 1
+    for d in ctx.shape(name):
+        if as_int(d) is None:
+            raise node.unsupported("a mean loss over symbolic dims is not supported")
+        count *= as_int(d)
+    return count
+
+
+@converter("NegativeLogLikelihoodLoss")
+def _nll_loss(ctx, node):
+    dtype = ctx.dtype(node.inputs[0])
+    if not dtype.is_float:
+        raise node.unsupported(f"dtype {dtype}")
+    return nll_loss(ctx, node, ctx.expr(node.inputs[0]), dtype, node.inputs[1], node.input(2))
+
+
+@converter("SoftmaxCrossEntropyLoss")
+def _softmax_cross_entropy(ctx, node):
+    dtype = ctx.dtype(node.inputs[0])
+    if not dtype.is_float:
+        raise node.unsupported(f"dtype {dtype}")
+    log_prob = ctx.emit(op.log_softmax(ctx.expr(node.inputs[0]), 1))
+    loss = nll_loss(ctx, node, log_prob, dtype, node.inputs[1], node.input(2))
+    return [loss, log_prob] if len(node.outputs) > 1 else loss
+
+
+# -- Hardmax, Swish, EyeLike, OneHot, LpPool ---------------------------------------------------------------
+
+
+@converter("Hardmax", since=13)
+def _hardmax(ctx, node):
+    name = node.inputs[0]
+    axis = node.attr("axis", -1) % ctx.rank(name)
+    x = ctx.expr(name)
+    first = ctx.emit(op.argmax(x, axis, True))
+    positions = op.arange(0, ctx.shape(name)[axis], 1, "int64")
+    shape = [1] * ctx.rank(name)
+    shape[axis] = ctx.shape(name)[axis]
+    hit = op.equal(op.reshape(positions, tuple(shape)), first)
+    dtype = ctx.dtype(name)
+    return op.where(hit, scalar(1, dtype), scalar(0, dtype))
+
+
+@converter("Swish", since=24)
+def _swish(ctx, node):
+    name = node.inputs[0]
+    x = ctx.expr(name)
+    return op.multiply(x, op.sigmoid(op.multiply(x, scalar(node.attr("alpha", 1.0), ctx.dtype(name)))))
+
+
+@converter("EyeLike")
+def _eye_like(ctx, node):
+    shape = [as_int(d) for d in ctx.shape(node.inputs[0])]
+    if len(shape) != 2 or None in shape:
+        raise node.unsupported("EyeLike needs a static 2-D input")
+    dtype_attr = node.attr("dtype")
+    dtype = ctx.dtype(node.inputs[0]) if dtype_attr is None else onnx_dtype(dtype_attr, "EyeLike dtype")
+    return Known(np.eye(shape[0], shape[1], node.attr("k", 0), dtype=dtype.to_numpy()))
+
+
+@converter("OneHot")
+def _one_hot(ctx, node):
+    depth = ctx.const(node, 1, "depth")
+    values = ctx.expr(node.inputs[2])
+    depth = int(depth.reshape(-1)[0])
+    name = node.inputs[0]
+    rank = ctx.rank(name) + 1
+    axis = node.attr("axis", -1) % rank
+    indices = ctx.expr(name)
+    idtype = ctx.dtype(name)
+    wrapped = op.where(op.less(indices, scalar(0, idtype)), op.add(indices, scalar(depth, idtype)), indices)
+    positions = op.arange(0, depth, 1, str(idtype))
+    shape = [1] * rank
+    shape[axis] = depth
+    hit = op.equal(op.expand_dims(wrapped, (axis,)), op.reshape(positions, tuple(shape)))
+    off = op.take(values, _index(0), 0)
+    on = op.take(values, _index(1), 0)
+    return op.where(hit, on, off)
+
+
+def _index(i: int):
+    """A rank-0 int64 index constant."""
+    return scalar(i, "int64")
+
+
+@converter("LpPool", since=18)
+def _lp_pool(ctx, node):
+    name = node.inputs[0]
+    dtype = ctx.dtype(name)
+    kernel = list(node.attr("kernel_shape"))
+    if len(kernel) != 2:
+        raise node.unsupported("only 2-D LpPool is supported")
+    if node.attr("ceil_mode", 0):
+        raise node.unsupported("ceil_mode=1 is not supported")
+    from shapeflow.frontend.onnx.convert_nn import _window_padding  # noqa: PLC0415
+
+    strides = node.attr("strides") or [1, 1]
+    dilations = node.attr("dilations") or [1, 1]
+    if any(d != 1 for d in dilations):
+        raise node.unsupported("dilations are not supported")
+    pads = _window_padding(ctx, node, kernel, strides, dilations)
+    p = float(node.attr("p", 2))
+    powered = op.power(op.abs(ctx.expr(name)), scalar(p, dtype))
+    mean = op.avg_pool2d(powered, tuple(kernel), tuple(strides), tuple(pads), (1, 1), True)
+    total = op.multiply(mean, scalar(kernel[0] * kernel[1], dtype))
+    return op.power(total, scalar(1.0 / p, dtype))
