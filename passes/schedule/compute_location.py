@@ -318,7 +318,8 @@ def reverse_compute_inline(sch: Schedule, block: BlockRV) -> None:
     p_store = _elementwise(producer, prim, "producer")
     point_write(producer, prim)
     ana = sch.analyzer()
-    for dom, extent in zip(sorted_doms(c_block, x), x.shape):
+    c_doms = {id(iv.var): iv.dom.extent for iv in c_block.iter_vars}
+    for dom, extent in zip([c_doms[id(i)] for i in first], x.shape):
         if not ana.can_prove(dom == extent):
             raise fail(f"{prim}: consumer does not cover the producer's output", x.name)
     _, p_parents = sch.find_block(BlockRV(producer.block.name))

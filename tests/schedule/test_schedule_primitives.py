@@ -258,3 +258,13 @@ def test_split_factor_expression_uses_function_dims():
         sch.split(loops(sch, "S")[0], [None, n])  # n may be 0
     sch.split(loops(sch, "S")[0], [None, n + 1])
     same_meaning(kernel, sch)
+
+
+def test_reverse_compute_inline_through_a_permuted_layout():
+    """The consumer reads the producer's buffer with permuted indices (after transform_layout)."""
+    kernel = KERNELS["broadcast_add"]()
+    sch = Schedule(kernel.func)
+    sch.transform_layout(sch.get_block("C"), 0, lambda i, j: (j, i))
+    sch.reverse_compute_inline(sch.get_block("D"))
+    assert "D" not in sch.block_names()
+    same_meaning(kernel, sch)
