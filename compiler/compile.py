@@ -83,7 +83,8 @@ PIPELINE: list[tuple[str, Callable[[CompileState], None]]] = [
 
 
 def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None, opt_level: int = 2):  # noqa: A001
-    """Compile a graph-level IRModule (graph functions + PrimFuncs) into an `Executable`.
+    """Compile a graph-level IRModule (graph functions + PrimFuncs), or an ONNX model (path, bytes or
+    onnx.ModelProto, imported by `shapeflow.frontend.from_onnx` with `dims`), into an `Executable`.
 
     `dims={"n": (lo, hi)}` declares inclusive bounds of symbolic dims by name (checked at run time, and
     available to passes as each function's "var_bounds"); `dump_ir=DIR` writes the module after each pass.
@@ -91,7 +92,7 @@ def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None,
     from shapeflow.executable import Executable  # noqa: PLC0415
     from shapeflow.passes.infra import DumpIR, PassContext  # noqa: PLC0415
 
-    mod = _as_module(mod_or_model)
+    mod = _as_module(mod_or_model, dims)
     mod = with_dim_bounds(mod, dims)
     target = Target.from_str(target)
     outer = PassContext.current()
@@ -104,7 +105,7 @@ def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None,
     return Executable(state.program, state.library, state.constants, signature(state.mod))
 
 
-def _as_module(value) -> IRModule:
+def _as_module(value, dims=None) -> IRModule:
     from shapeflow.ir.graph import expr as G  # noqa: PLC0415
 
     if isinstance(value, IRModule):
@@ -112,10 +113,10 @@ def _as_module(value) -> IRModule:
     if isinstance(value, G.GraphFunction):
         return IRModule({value.name or "main": value})
     if isinstance(value, (str, bytes, os.PathLike)) or type(value).__name__ == "ModelProto":
-        raise UnsupportedError(
-            "compiling ONNX models is not supported yet; pass an IRModule of graph functions "
-            "(built with shapeflow.ir.graph.BlockBuilder)"
-        )
+        # An ONNX model (path, serialized bytes or ModelProto): the frontend imports it, bounds included.
+        from shapeflow.frontend import from_onnx  # noqa: PLC0415
+
+        return from_onnx(value, dims=dims or None)
     raise UnsupportedError(f"compile takes an IRModule or a GraphFunction, got {type(value).__name__}")
 
 

@@ -120,9 +120,9 @@ def test_if_selects_a_branch_at_run_time():
     np.testing.assert_allclose(exe(np.array(False), a), -a)
 
 
-def test_onnx_inputs_are_unsupported_for_now(tmp_path):
-    with pytest.raises(sf.UnsupportedError, match="ONNX"):
-        sf.compile(str(tmp_path / "model.onnx"))
+def test_onnx_paths_go_to_the_frontend(tmp_path):
+    with pytest.raises(sf.ParseError, match="ONNX"):
+        sf.compile(str(tmp_path / "model.onnx"))  # no such file
     with pytest.raises(sf.UnsupportedError):
         sf.compile(42)
 
