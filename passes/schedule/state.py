@@ -84,6 +84,7 @@ def primitive(fn: Callable) -> Callable:
             raise
         arguments = {k: v for k, v in bound.arguments.items() if k != "sch"}
         self.trace.append((fn.__name__, arguments))
+        self.trace_results.append(result)
         return result
 
     PRIMITIVES[fn.__name__] = fn
@@ -177,7 +178,7 @@ class Schedule:
         self.func_name = func_name
         self.func: PrimFunc = func
         self.trace: list[tuple[str, dict[str, Any]]] = []
-        self._name_counter = 0
+        self.trace_results: list[Any] = []  # what each traced primitive returned (handles), for replay
 
     # -- the current IR ------------------------------------------------------------------------
     @property
@@ -190,7 +191,43 @@ class Schedule:
         other = Schedule(self.func, self.func_name)
         other._module = self._module
         other.trace = list(self.trace)
+        other.trace_results = list(self.trace_results)
         return other
+
+    def replay(self, trace: list, results: list | None = None) -> None:
+        """Apply `trace` (another schedule's, on the same original function) to this schedule. Loop
+        handles in the arguments are mapped through `results` (that schedule's `trace_results`) to the
+        loops this replay creates; entries that now raise ScheduleError propagate it."""
+        mapping: dict[int, Any] = {}
+
+        def remap(value):
+            if isinstance(value, LoopRV):
+                return mapping.get(id(value.var), value)
+            if isinstance(value, (list, tuple)):
+                return type(value)(remap(v) for v in value)
+            return value
+
+        def record(old, new):
+            if isinstance(old, LoopRV) and isinstance(new, LoopRV):
+                mapping[id(old.var)] = new
+            elif isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+                for a, b in zip(old, new):
+                    record(a, b)
+
+        for k, (name, arguments) in enumerate(trace):
+            method = getattr(self, name)
+            params = inspect.signature(PRIMITIVES[name]).parameters
+            args, kwargs = [], {}
+            for pname, value in arguments.items():
+                if params[pname].kind == inspect.Parameter.VAR_POSITIONAL:
+                    args.extend(remap(v) for v in value)
+                elif params[pname].kind == inspect.Parameter.KEYWORD_ONLY:
+                    kwargs[pname] = remap(value)
+                else:
+                    args.append(remap(value))
+            new = method(*args, **kwargs)
+            if results is not None and k < len(results):
+                record(results[k], new)
 
     def show(self) -> str:
         return self.func.script()

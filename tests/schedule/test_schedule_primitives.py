@@ -268,3 +268,20 @@ def test_reverse_compute_inline_through_a_permuted_layout():
     sch.reverse_compute_inline(sch.get_block("D"))
     assert "D" not in sch.block_names()
     same_meaning(kernel, sch)
+
+
+def test_replaying_a_trace_rebuilds_the_same_function():
+    kernel = KERNELS["matmul"]()
+    sch = Schedule(kernel.func)
+    b = sch.get_block("M")
+    i, j, k = sch.get_loops(b)
+    io, ii = sch.split(i, [None, 4])
+    ko, ki = sch.split(k, [None, 2])
+    sch.reorder(io, ko, ii, j, ki)
+    sch.fuse(ii, j)
+    sch.parallel(io)
+    sch.decompose_reduction(b, ko)
+    again = Schedule(kernel.func)
+    again.replay(sch.trace, sch.trace_results)
+    assert structural_equal(again.func, sch.func)
+    assert [name for name, _ in again.trace] == [name for name, _ in sch.trace]
