@@ -106,6 +106,12 @@ class GemmKernel:
         self.library = shapeflow.build(IRModule(funcs), lower=False)
         self._kernels = {mr: self.library[f"gemm_{mr}"] for mr in self.mrs}
         self._choices: dict[tuple[int, int, int, int], Decomposition] = {}
+        # Native entries without the generic argument checks, for `_fast_call` (which checks everything
+        # those checks would): (entry, takes_ids, names of the symbolic dims in the order it takes them).
+        self._entries = {}
+        for mr, kernel in self._kernels.items():
+            entry, takes_ids = kernel.unchecked_entry
+            self._entries[mr] = (entry, takes_ids, tuple(v.name for v in kernel.abi.symbolic), kernel)
 
     # -- weights ----------------------------------------------------------------------------------
     def pack_weights(self, b) -> PackedWeights:
@@ -177,6 +183,8 @@ class GemmKernel:
     # -- calls ------------------------------------------------------------------------------------
     def __call__(self, a, b, c=None):
         """C = A @ B; `b` is PackedWeights (from `pack_weights`) or a plain matrix (packed per call)."""
+        if c is not None and self._fast_call(a, b, c):
+            return c
         fn = self.name
         nd = 3 if self.batched else 2
         a = _check_array("A", a, nd, fn)
@@ -226,7 +234,46 @@ class GemmKernel:
         kernel(a, b.data, c, *d.kernel_args())
         return c
 
+    def _fast_call(self, a, b, c) -> bool:
+        """The common call (2-D A and C, packed weights, all float32 C-contiguous and consistent) straight
+        into native code; False when anything differs, and the checked path then explains what."""
+        if (
+            self.batched
+            or type(a) is not np.ndarray
+            or type(b) is not PackedWeights
+            or type(c) is not np.ndarray
+        ):
+            return False
+        data = b.data
+        if not (
+            a.dtype == _F32 and c.dtype == _F32 and data.dtype == _F32 and a.ndim == 2 and data.ndim == 3
+        ):
+            return False
+        if not (
+            a.flags.c_contiguous and c.flags.c_contiguous and c.flags.writeable and data.flags.c_contiguous
+        ):
+            return False
+        m, k = a.shape
+        n, nr = b.n, self.nr
+        nb = -(-n // nr)
+        if k == 0 or k != b.k or c.shape != (m, n) or data.shape != (nb, k, nr) or b.nr != nr:
+            return False
+        if (self.n is not None and n != self.n) or (self.k is not None and k != self.k):
+            return False
+        d = self._choices.get((m, n, k, 1)) or self.choose(m, n, k)
+        entry, takes_ids, names, kernel = self._entries[d.mr]
+        dims = {"M": m, "N": n, "K": k, "NB": nb}
+        if takes_ids:
+            arrays = (id(a), id(data), id(c))
+        else:
+            arrays = (a.ctypes.data, data.ctypes.data, c.ctypes.data)
+        status = entry(*arrays, *d.kernel_args(), *(dims[x] for x in names))
+        if status:
+            kernel.raise_status(status)
+        return True
 
+
+_F32 = np.dtype(np.float32)
 _FAMILIES: dict[tuple, GemmKernel] = {}
 
 
