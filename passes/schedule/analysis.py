@@ -200,7 +200,8 @@ def check_iterations_self_contained(ana: Analyzer, body: Stmt, rule: str) -> Non
     earlier in the same execution of `body`, at the point read: then executions of `body` for different
     values of the enclosing loops do not communicate, and may run in any order or at once."""
     relax = loop_relax(loops_in(body))
-    written: dict[int, list] = {}  # buffer id -> [buffer, write index lists, realize ids]
+    written_anywhere = buffers_written(body)
+    written: dict[int, list] = {}  # buffer id -> [buffer, write index lists]
     for realize in realizes_in(body):
         reads, writes = block_accesses(realize)
         own = {id(b) for b, _ in writes}
@@ -211,6 +212,8 @@ def check_iterations_self_contained(ana: Analyzer, body: Stmt, rule: str) -> Non
                     raise fail(rule, f"block {realize.block.name} reads {buf.name} where it writes elsewhere")
                 continue
             if id(buf) not in written:
+                if id(buf) in written_anywhere:  # read here, written later: the value of another iteration
+                    raise fail(rule, f"block {realize.block.name} reads {buf.name} before it is written")
                 continue
             _, write_lists = written[id(buf)]
             have = access_region(ana, buf, write_lists, relax)

@@ -7,7 +7,11 @@ from schedule_kernels import KERNELS
 
 from shapeflow import te
 from shapeflow.errors import Error, ScheduleError
+from shapeflow.ir.expr import Var
+from shapeflow.ir.tir import Block, BlockRealize, BufferStore, For, ForKind, IterVar, PrimFunc, Range, seq
+from shapeflow.ir.tir.buffer import decl_buffer
 from shapeflow.passes.schedule import BlockRV, Schedule
+from shapeflow.passes.schedule.analysis import infer_regions
 
 
 def loops(sch, name):
@@ -176,3 +180,24 @@ def test_handles_survive_unrelated_primitives():
     sch.compute_at(b, i)  # the block handle and the loop handle still resolve
     assert sch.get_loops(b)[0] == i
     assert b == BlockRV("B")
+
+
+def _carried_dependence_func():
+    """for i in [1, n): C: Y[i] = X[i - 1];  P: X[i] = A[i]   (C reads what P wrote one iteration before)."""
+    n = Var("n")
+    A, Y, X = decl_buffer((n,), name="A"), decl_buffer((n,), name="Y"), decl_buffer((n,), name="X")
+    i, vc, vp = Var("i"), Var("vc"), Var("vp")
+    c = infer_regions(Block("C", (IterVar(vc, Range(0, n)),), (), (), BufferStore(Y, X[vc - 1], (vc,))))
+    p = infer_regions(Block("P", (IterVar(vp, Range(0, n)),), (), (), BufferStore(X, A[vp], (vp,))))
+    body = For(i, 1, n - 1, ForKind.SERIAL, seq(BlockRealize((i,), True, c), BlockRealize((i,), True, p)))
+    root = Block("root", (), (), (), body, None, (X,))
+    return PrimFunc((A, Y), BlockRealize((), True, root), {"global_symbol": "main"})
+
+
+def test_loop_carried_dependence_blocks_parallel():
+    sch = Schedule(_carried_dependence_func())
+    i = sch.get_loops(sch.get_block("C"))[0]
+    with pytest.raises(ScheduleError) as info:
+        sch.parallel(i)
+    assert info.value.rule == "parallel: iterations depend on each other"
+    sch.unroll(i)  # unrolling keeps the order: allowed
