@@ -347,7 +347,8 @@ def _fold_gather(ctx, node):
     dim = data.shape[axis]
     if np.any(indices >= dim) or np.any(indices < -dim):
         return None
-    return [np.take(data, indices, axis=axis)]
+    # np.take of a 0-d index returns the bare element (a Var for symbolic dims), not an array
+    return [np.asarray(np.take(data, indices, axis=axis), dtype=data.dtype)]
 
 
 @converter("Gather", fold=_fold_gather)
