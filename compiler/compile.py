@@ -66,8 +66,9 @@ def _vm_codegen(state: CompileState) -> None:
 
 # The pipeline, top to bottom.
 PIPELINE: list[tuple[str, Callable[[CompileState], None]]] = [
-    # Broadcasts that inference could not prove valid: remembered before ops turn into opaque kernels,
-    # checked by the VM at run time (a kernel would read out of bounds otherwise).
+    # Shape relations that inference could not prove (broadcasts, contracted dims, ...): remembered
+    # before ops turn into opaque kernels, checked by the VM at run time (a kernel would read out of
+    # bounds otherwise).
     ("broadcast_guards", _broadcast_guards),
     # Normalize, fold, CSE, DCE, legalize, fuse, plan memory (passes/graph/pipeline.py): the whole
     # graph level, ending with the memory plan and free points the VM codegen reads.
@@ -172,62 +173,12 @@ def _symbolic_dim_names(mod: IRModule) -> set[str]:
 
 
 def broadcast_guards(mod: IRModule) -> dict[str, list]:
-    """For each graph function, the run-time conditions of op calls that inference could not prove and a
-    kernel cannot check itself (it would read out of bounds):
-    - ("broadcast", binding, dim, input dim, output dim): numpy broadcasting, input dim 1 or the output's;
-    - ("equal", binding, None, input elements, output elements): reshape keeps the number of elements."""
-    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
-    from shapeflow.ir.graph.ops.registry import get_op_def  # noqa: PLC0415
-    from shapeflow.ir.graph.shape import as_int, compare_dims  # noqa: PLC0415
-    from shapeflow.ir.graph.types import TensorType  # noqa: PLC0415
+    """For each graph function, the run-time shape conditions of op calls that inference could not prove
+    and a kernel cannot check itself (broadcasts, contracted dims, element counts, slice bounds, ...),
+    derived from each op's own inference (shapeflow.runtime.vm.guards)."""
+    from shapeflow.runtime.vm.guards import shape_guards  # noqa: PLC0415
 
-    out: dict[str, list] = {}
-    for fname, func in mod.items():
-        if not isinstance(func, G.GraphFunction) or not isinstance(func.body, G.SeqExpr):
-            continue
-        guards = out.setdefault(fname, [])
-        for block in func.body.blocks:
-            for b in block.bindings:
-                call = b.value
-                if not isinstance(call, G.Call) or not isinstance(call.op, G.Op):
-                    continue
-                try:
-                    pattern = get_op_def(call.op).pattern
-                except UnsupportedError:
-                    continue
-                out_t = b.var.type
-                if not isinstance(out_t, TensorType) or out_t.shape is None:
-                    continue
-                if call.op.name == "reshape":
-                    guards += _reshape_guard(b.var.name, call.args[0], out_t)
-                    continue
-                # Only "broadcast" ops follow numpy broadcasting; multi-input "elementwise" ops such as
-                # batch_norm index their per-channel inputs by an axis instead.
-                if pattern != "broadcast" or len(call.args) < 2:
-                    continue
-                for arg in call.args:
-                    t = arg.type if isinstance(arg, (G.GraphVar, G.Constant)) else None
-                    if not isinstance(t, TensorType) or t.shape is None or len(t.shape) > len(out_t.shape):
-                        continue
-                    offset = len(out_t.shape) - len(t.shape)
-                    for d, dim in enumerate(t.shape):
-                        want = out_t.shape[offset + d]
-                        if as_int(dim) == 1 or compare_dims(dim, want) is True:
-                            continue
-                        guards.append(("broadcast", b.var.name, offset + d, dim, want))
-    return out
-
-
-def _reshape_guard(where: str, arg, out_t) -> list:
-    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
-    from shapeflow.ir.graph.shape import compare_dims, product  # noqa: PLC0415
-    from shapeflow.ir.graph.types import TensorType  # noqa: PLC0415
-
-    t = arg.type if isinstance(arg, (G.GraphVar, G.Constant)) else None
-    if not isinstance(t, TensorType) or t.shape is None:
-        return []
-    have, want = product(t.shape), product(out_t.shape)
-    return [] if compare_dims(have, want) is True else [("equal", where, None, have, want)]
+    return shape_guards(mod)
 
 
 def _type_text(t) -> str:

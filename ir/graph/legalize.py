@@ -100,6 +100,10 @@ def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Ty
         if id(v) not in direct and all(v is not s for s in scalars):
             scalars.append(v)
     func = te.create_prim_func([*inputs, *outputs, *scalars], name=op_def.name)
+    if op_def.index_checks is not None:  # the values of index inputs, asserted in the kernel itself
+        from shapeflow.ir.graph.ops.te_util import with_index_checks  # noqa: PLC0415
+
+        func = with_index_checks(func, inputs, op_def.index_checks(inputs, **attrs))
     return func, out_type
 
 

@@ -11,11 +11,19 @@ Broadcasting two dims `a`, `b` (numpy rules) is decided as follows:
 - otherwise `max(a, b)`, which is the exact numpy result whenever the broadcast is valid. Validity is
   checked at run time: the interpreter reports numpy's broadcast failure as a ShapeError, and checks each
   binding's value against its inferred type.
+
+Run-time requirements: what inference could neither prove nor refute but a kernel relies on (a broadcast
+above, contracted dims that must agree, ...) is passed to `require`. Outside `record_requirements()` that
+does nothing; inside, the requirements are collected, which is how the compiler derives the VM's run-time
+guards from each op's own inference (shapeflow.runtime.vm.guards) instead of keeping a list per op.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import contextvars
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from shapeflow.errors import ShapeError
 from shapeflow.ir import expr as E
@@ -169,6 +177,40 @@ def compare_dims(a, b) -> bool | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    """A condition on shape values that must hold at run time for a kernel to stay in bounds:
+    kind "equal": value == other; "broadcast": value == 1 or value == other; "le": value <= other.
+    `what` says what it is about, naming the op ("op 'matmul': contracted dimensions")."""
+
+    kind: str
+    value: PrimExpr
+    other: PrimExpr
+    what: str
+    dimension: int | None = None
+
+
+_RECORDING: contextvars.ContextVar[list | None] = contextvars.ContextVar("shape_requirements", default=None)
+
+
+@contextlib.contextmanager
+def record_requirements() -> Iterator[list[Requirement]]:
+    """Collect the `require` calls made inside the block (inference of one call, typically)."""
+    found: list[Requirement] = []
+    token = _RECORDING.set(found)
+    try:
+        yield found
+    finally:
+        _RECORDING.reset(token)
+
+
+def require(kind: str, value, other, what: str, dimension: int | None = None) -> None:
+    """Note a run-time requirement (see `Requirement`); a no-op unless requirements are being recorded."""
+    found = _RECORDING.get()
+    if found is not None:
+        found.append(Requirement(kind, convert(value, "int64"), convert(other, "int64"), what, dimension))
+
+
 def broadcast_dim(a: PrimExpr, b: PrimExpr, op: str, axis: int) -> PrimExpr:
     """The numpy broadcast of two dims (see the module docstring for the rules)."""
     a, b = convert(a, "int64"), convert(b, "int64")
@@ -184,11 +226,17 @@ def broadcast_dim(a: PrimExpr, b: PrimExpr, op: str, axis: int) -> PrimExpr:
             expected=format_dim(a),
             actual=format_dim(b),
         )
+    what = f"op '{op}': operands cannot be broadcast together"
     if a_not_one:
+        require("broadcast", b, a, what, axis)
         return a
     if b_not_one:
+        require("broadcast", a, b, what, axis)
         return b
-    return simplify(E.Max(a, b))
+    out = simplify(E.Max(a, b))
+    require("broadcast", a, out, what, axis)
+    require("broadcast", b, out, what, axis)
+    return out
 
 
 def broadcast_shapes(shapes: Sequence[Sequence[PrimExpr]], op: str) -> tuple[PrimExpr, ...]:

@@ -159,10 +159,29 @@ def _assert_eq(vm, func, where, code, other, what):
         value, want = fn(H), other_fn(H)
         if value != want:
             raise ShapeError(
-                f"{what} mismatch",
+                what,
                 function=fname,
                 parameter=where,
                 expected=f"{SC.describe(other, names)} = {want}",
+                actual=f"{SC.describe(code, names)} = {value}",
+            )
+
+    return step
+
+
+@builds("assert_le")
+def _assert_le(vm, func, where, code, other, what):
+    fn, other_fn = (SC.compile_one(c) for c in heap_codes(func, [code, other]))
+    fname, names, what = func.name, func.heap, str(what)
+
+    def step(R, H):
+        value, bound = fn(H), other_fn(H)
+        if value > bound:
+            raise ShapeError(
+                what,
+                function=fname,
+                parameter=where,
+                expected=f"{SC.describe(code, names)} <= {SC.describe(other, names)} = {bound}",
                 actual=f"{SC.describe(code, names)} = {value}",
             )
 

@@ -32,11 +32,8 @@ from shapeflow.ir.module import IRModule
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.runtime.args import is_constant_zero
 from shapeflow.runtime.vm import shape_code as SC
+from shapeflow.runtime.vm.guards import Guard
 from shapeflow.runtime.vm.program import Program, VMFunction
-
-# A run-time condition from compile.broadcast_guards: (kind, binding, dim, value, out). "broadcast": `value`
-# must be 1 or equal `out`; "equal": `value` must equal `out` (a reshape's element counts).
-Guard = tuple[str, str, int | None, PrimExpr, PrimExpr]
 
 
 class _Module:
@@ -160,6 +157,12 @@ class _FunctionCodegen:
             body_type = self.static_type(body)
         if not _type_implies(body_type, self.func.ret_type):
             self.match(result, self.func.ret_type, "return value", None)
+        if self.guards:  # a kernel would run on shapes nobody checked: refuse rather than risk it
+            g = self.guards[0]
+            raise UnsupportedError(
+                f"function '{self.name}': cannot check '{g.what}' at {g.where} at run time "
+                "(its symbolic dims are never bound in the function's shape heap)"
+            )
         self.out.emit("ret", result)
         self.out.validate()
         return self.out
@@ -176,12 +179,14 @@ class _FunctionCodegen:
         if checks:
             self.out.emit("check_bounds", checks)
         for guard in list(self.guards):
-            kind, where, d, value, out = guard
-            if self.defined(value) and self.defined(out):
-                if kind == "broadcast":
-                    self.out.emit("assert_bcast", where, d, self.code(value), self.code(out))
+            if self.defined(guard.value) and self.defined(guard.other):
+                value, other = self.code(guard.value), self.code(guard.other)
+                if guard.kind == "broadcast":
+                    self.out.emit("assert_bcast", guard.where, guard.dimension, value, other)
+                elif guard.kind == "le":
+                    self.out.emit("assert_le", guard.where, value, other, guard.what)
                 else:
-                    self.out.emit("assert_eq", where, self.code(value), self.code(out), "element count")
+                    self.out.emit("assert_eq", guard.where, value, other, guard.what)
                 self.guards.remove(guard)
         for token, size in list(self.pending_storage.items()):
             if self.defined(size):

@@ -13,6 +13,7 @@ strings (names, dtypes), shape expressions (shapeflow.runtime.vm.shape_code) and
 | check_bounds | bounds | each [slot, name, lo, hi]: lo <= H[slot] <= hi (declared var_bounds) |
 | assert_bcast | where, d, code, out_code | numpy broadcasting: the dim equals 1 or the output dim |
 | assert_eq | where, code, other code, what | two shape values are equal (e.g. a reshape's element counts) |
+| assert_le | where, code, other code, what | a shape value is at most another (e.g. a slice's last index) |
 | alloc_tensor | dst, shape codes, dtype | a new C-contiguous tensor |
 | alloc_storage | dst, size code | raw bytes for views (memory planning), reused across calls |
 | release_storage | reg | give a storage back for the next call's alloc_storage (no later use) |
@@ -51,6 +52,7 @@ ARITY: dict[str, int] = {
     "check_bounds": 1,
     "assert_bcast": 4,
     "assert_eq": 4,
+    "assert_le": 4,
     "alloc_tensor": 3,
     "alloc_storage": 2,
     "release_storage": 1,

@@ -10,7 +10,13 @@ import numpy as np
 from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import normalize_axis, require_float, same_dtype
+from shapeflow.ir.graph.ops.common import (
+    must_be_at_most,
+    must_equal,
+    normalize_axis,
+    require_float,
+    same_dtype,
+)
 from shapeflow.ir.graph.ops.nn import pad_stage
 from shapeflow.ir.graph.ops.registry import (
     Attr,
@@ -22,7 +28,7 @@ from shapeflow.ir.graph.ops.registry import (
     optional,
     register_op,
 )
-from shapeflow.ir.graph.shape import compare_dims, format_dim, simplify
+from shapeflow.ir.graph.shape import format_dim, simplify
 from shapeflow.ir.graph.types import TensorType, Type
 
 
@@ -39,7 +45,7 @@ def _sdpa_infer(info: CallInfo) -> Type:
         (q.shape[3], k.shape[3], "q and k head dims", 3),
         (k.shape[2], v.shape[2], "k and v lengths", 2),
     ):
-        if compare_dims(a, b) is False:
+        if not must_equal(info, b, a, f"{what} differ", d):
             raise info.shape_error(
                 f"{what} differ", dimension=d, expected=format_dim(a), actual=format_dim(b)
             )
@@ -113,7 +119,14 @@ def _gather_elements_infer(info: CallInfo) -> Type:
     if x.known_rank and indices.known_rank and x.ndim != indices.ndim:
         raise info.fail(f"data and indices must have the same rank, got {x.ndim} and {indices.ndim}")
     if x.known_rank:
-        normalize_axis(info, info.attrs["axis"], x.ndim)
+        axis = normalize_axis(info, info.attrs["axis"], x.ndim)
+        if x.shape is not None and indices.shape is not None:
+            # Off the axis, out[i] reads x[i]: indices may not be larger than x there.
+            for d in range(x.ndim):
+                if d != axis:
+                    must_be_at_most(
+                        info, indices.shape[d], x.shape[d], f"indices dimension {d} exceeds data", d
+                    )
     return TensorType(indices.shape, x.dtype, indices.ndim)
 
 
@@ -140,6 +153,13 @@ register_op(
     pattern="injective",
     doc="ONNX GatherElements: out[i] = x[i with the axis coordinate replaced by indices[i]].",
     legalize=_gather_elements_legalize,
+    index_checks=lambda inputs, axis: [
+        T.IndexCheck(
+            inputs[1],
+            inputs[0].shape[axis % inputs[0].ndim],
+            f"op 'gather_elements': an index is out of range [-n, n) for axis {axis}",
+        )
+    ],
 )
 
 

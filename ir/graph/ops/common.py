@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shapeflow.ir import expr as E
 from shapeflow.ir.dtype import DataType
 from shapeflow.ir.graph.ops.registry import CallInfo
+from shapeflow.ir.graph.shape import compare_dims, format_dim, prove, require
 from shapeflow.ir.graph.types import TensorType
 
 
@@ -48,3 +50,25 @@ def normalize_axes(info: CallInfo, axes: Sequence[int], ndim: int) -> tuple[int,
 def unknown_like(ndim: int, dtype) -> TensorType:
     """A tensor type whose shape is unknown but whose rank and dtype may be."""
     return TensorType(None, dtype, ndim)
+
+
+def must_equal(info: CallInfo, a, b, what: str, dimension: int | None = None) -> bool:
+    """Whether `a == b` may hold: False when `a != b` is proved (the caller raises its ShapeError).
+    When it is not proved either, the kernel still relies on it, so it becomes a run-time requirement
+    (checked by the VM before the kernel runs; see shapeflow.ir.graph.shape.require)."""
+    verdict = compare_dims(a, b)
+    if verdict is None:
+        require("equal", a, b, f"op '{info.op}': {what}", dimension)
+    return verdict is not False
+
+
+def must_be_at_most(info: CallInfo, a, b, what: str, dimension: int | None = None) -> None:
+    """`a <= b` (shape expressions): a ShapeError now when refuted, a run-time requirement when unproved."""
+    a, b = E.convert(a, "int64"), E.convert(b, "int64")
+    if prove(E.LE(a, b)):
+        return
+    if prove(E.GT(a, b)):
+        raise info.shape_error(
+            f"{what}: {format_dim(a)} > {format_dim(b)}", dimension, format_dim(b), format_dim(a)
+        )
+    require("le", a, b, f"op '{info.op}': {what}", dimension)

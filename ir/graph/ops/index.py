@@ -43,9 +43,16 @@ def _take_legalize(inputs, out, axis):
     return te.compute(T.out_shape(out), body, name="take")
 
 
+def _take_index_checks(inputs, axis):
+    x, indices = inputs
+    n = x.shape[axis % x.ndim]
+    return [T.IndexCheck(indices, n, f"op 'take': an index is out of range [-n, n) for axis {axis}")]
+
+
 register_op(
     "take",
     legalize=_take_legalize,
+    index_checks=_take_index_checks,
     num_args=2,
     attrs=(Attr("axis", attr_int, 0),),
     infer_type=_take_infer,

@@ -6,16 +6,16 @@ import numpy as np
 
 from shapeflow import te
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import same_dtype
+from shapeflow.ir.graph.ops.common import must_equal, same_dtype
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_dtype, optional, register_op
-from shapeflow.ir.graph.shape import broadcast_shapes, compare_dims, format_dim
+from shapeflow.ir.graph.shape import broadcast_shapes, format_dim
 from shapeflow.ir.graph.types import TensorType, Type
 
 
 def _check_contracted(info: CallInfo, k_a, k_b, dimension: int) -> None:
-    """The contracted dims must agree: a provable difference is a ShapeError now, an unprovable one is
-    left to run time (the result shape does not depend on it)."""
-    if compare_dims(k_a, k_b) is False:
+    """The contracted dims must agree: a provable difference is a ShapeError now, an unprovable one a
+    run-time requirement (the kernel reads both operands along the first one's length)."""
+    if not must_equal(info, k_a, k_b, "contracted dimensions differ", dimension):
         raise info.shape_error(
             f"contracted dimensions differ: {format_dim(k_a)} vs {format_dim(k_b)}",
             dimension=dimension,

@@ -13,7 +13,7 @@ from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.expr import IntImm
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import normalize_axes, normalize_axis, same_dtype
+from shapeflow.ir.graph.ops.common import must_equal, normalize_axes, normalize_axis, same_dtype
 from shapeflow.ir.graph.ops.registry import (
     Attr,
     CallInfo,
@@ -31,6 +31,7 @@ from shapeflow.ir.graph.shape import (
     format_shape,
     product,
     prove,
+    require,
     simplify,
 )
 from shapeflow.ir.graph.types import TensorType, TupleType, Type
@@ -71,8 +72,10 @@ def _reshape_infer(info: CallInfo) -> Type:
                     actual=f"a multiple of {format_dim(part)}",
                 )
         new[holes[0]] = divide_products(x.shape, known)
+        # The -1 is total // part: the element counts agree only when part divides total.
+        must_equal(info, product(x.shape), product(new), "element counts differ")
         return TensorType(tuple(new), x.dtype)
-    if compare_dims(product(x.shape), product(new)) is False:
+    if not must_equal(info, product(x.shape), product(new), "element counts differ"):
         raise info.shape_error(
             f"cannot reshape {format_shape(x.shape)} into {format_shape(new)}: element counts differ",
             expected=format_dim(product(x.shape)),
@@ -293,7 +296,9 @@ def _concat_infer(info: CallInfo) -> Type:
     first = tensors[0].shape
     for k, t in enumerate(tensors[1:], start=1):
         for i in range(ndim):
-            if i != axis and compare_dims(first[i], t.shape[i]) is False:
+            if i != axis and not must_equal(
+                info, first[i], t.shape[i], f"operand {k} dimension {i} does not match operand 0", i
+            ):
                 raise info.shape_error(
                     f"operand {k} dimension {i} does not match operand 0",
                     dimension=i,
@@ -417,7 +422,11 @@ def _broadcast_to_infer(info: CallInfo) -> Type:
         offset = len(target) - x.ndim
         for i, dim in enumerate(x.shape):
             want = target[offset + i]
-            if _is_one(dim) is False and compare_dims(dim, want) is False:
+            if _is_one(dim) is True or compare_dims(dim, want) is True:
+                continue
+            if _is_one(dim) is None:
+                require("broadcast", dim, want, f"op '{info.op}': cannot broadcast", offset + i)
+            elif not must_equal(info, dim, want, "cannot broadcast", offset + i):
                 raise info.shape_error(
                     f"cannot broadcast dimension {i} of size {format_dim(dim)} to {format_dim(want)}",
                     dimension=offset + i,

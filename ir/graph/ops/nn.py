@@ -14,7 +14,7 @@ import numpy as np
 from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import require_float, same_dtype
+from shapeflow.ir.graph.ops.common import must_equal, require_float, same_dtype
 from shapeflow.ir.graph.ops.registry import (
     Attr,
     CallInfo,
@@ -24,7 +24,7 @@ from shapeflow.ir.graph.ops.registry import (
     attr_ints,
     register_op,
 )
-from shapeflow.ir.graph.shape import compare_dims, format_dim, simplify
+from shapeflow.ir.graph.shape import format_dim, simplify
 from shapeflow.ir.graph.types import TensorType, Type
 
 
@@ -76,7 +76,9 @@ def _conv_infer(rank: int):
         sp = _norm_spatial(info, rank)
         if x.shape is None or w.shape is None:
             return TensorType(None, dtype, rank + 2)
-        if compare_dims(x.shape[1], w.shape[1] * groups) is False:
+        if not must_equal(
+            info, x.shape[1], w.shape[1] * groups, "input channels != weight channels * groups", 1
+        ):
             raise info.shape_error(
                 "input channels do not match weight channels * groups",
                 dimension=1,
@@ -393,7 +395,7 @@ def _batch_norm_infer(info: CallInfo) -> Type:
             raise info.fail(f"parameter {i} must have rank 1, got {p.ndim}")
         if x.shape is not None and p.shape is not None:
             axis = info.attrs["axis"] % x.ndim
-            if compare_dims(p.shape[0], x.shape[axis]) is False:
+            if not must_equal(info, p.shape[0], x.shape[axis], f"parameter {i} != channel dimension", axis):
                 raise info.shape_error(
                     f"parameter {i} does not match channel dimension {axis}",
                     dimension=axis,
@@ -444,7 +446,7 @@ def _group_norm_infer(info: CallInfo) -> Type:
         raise info.fail("data must have rank >= 2 (N, C, ...)")
     if x.shape is not None:
         c = x.shape[1]
-        if compare_dims(E.floormod(c, groups), 0) is False:
+        if not must_equal(info, E.floormod(c, groups), 0, f"channels not divisible into {groups} groups", 1):
             raise info.shape_error(
                 f"channels are not divisible into {groups} groups",
                 dimension=1,

@@ -6,9 +6,9 @@ import numpy as np
 
 from shapeflow import te
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import normalize_axes, require_float, same_dtype
+from shapeflow.ir.graph.ops.common import must_equal, normalize_axes, require_float, same_dtype
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_float, attr_ints, register_op
-from shapeflow.ir.graph.shape import compare_dims, format_dim
+from shapeflow.ir.graph.shape import format_dim
 from shapeflow.ir.graph.types import TensorType, Type
 
 
@@ -19,7 +19,9 @@ def _check_scale(info: CallInfo, x: TensorType, scale: TensorType, axes: tuple[i
     if x.shape is None or scale.shape is None:
         return
     for i, axis in enumerate(axes):
-        if compare_dims(x.shape[axis], scale.shape[i]) is False:
+        if not must_equal(
+            info, scale.shape[i], x.shape[axis], f"{which} dimension {i} != input dimension {axis}", i
+        ):
             raise info.shape_error(
                 f"{which} dimension {i} does not match input dimension {axis}",
                 dimension=i,

@@ -141,6 +141,9 @@ class OpDef:
     # legalize(inputs: list[te.Tensor], out: Type, **attrs) -> te.Tensor | tuple[te.Tensor, ...]
     # (see shapeflow.ir.graph.legalize); None for ops that have no loop-level form.
     legalize: Callable[..., Any] | None = None
+    # index_checks(inputs, **attrs) -> [te_util.IndexCheck]: conditions on the *values* of index inputs
+    # (data-dependent, so no shape guard can check them) that the kernel asserts before reading with them.
+    index_checks: Callable[..., Any] | None = None
 
     def arity_ok(self, count: int) -> bool:
         if isinstance(self.num_args, int):
@@ -183,13 +186,14 @@ def register_op(
     pattern: str = "opaque",
     doc: str = "",
     legalize: Callable[..., Any] | None = None,
+    index_checks: Callable[..., Any] | None = None,
 ) -> OpDef:
     """Declare an op. Declaring a name twice is an error: an op is declared in exactly one place."""
     if name in _REGISTRY:
         raise VerifyError(f"op '{name}' is already registered")
     if pattern not in PATTERNS:
         raise VerifyError(f"op '{name}': unknown pattern {pattern!r} (one of {PATTERNS})")
-    op_def = OpDef(name, num_args, tuple(attrs), infer_type, reference, pattern, doc, legalize)
+    op_def = OpDef(name, num_args, tuple(attrs), infer_type, reference, pattern, doc, legalize, index_checks)
     _REGISTRY[name] = op_def
     _OPS[name] = Op(name)
     return op_def

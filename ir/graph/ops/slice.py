@@ -12,7 +12,7 @@ from __future__ import annotations
 from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import normalize_axes
+from shapeflow.ir.graph.ops.common import must_be_at_most, normalize_axes
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_ints, attr_shape, register_op
 from shapeflow.ir.graph.shape import simplify
 from shapeflow.ir.graph.types import TensorType, Type
@@ -43,7 +43,20 @@ def _strided_slice_infer(info: CallInfo) -> Type:
     shape = list(x.shape)
     for a, b, e, s in zip(axes, begin, end, strides):
         shape[a] = slice_length(b, e, s)
+        _check_in_bounds(info, a, b, s, shape[a], x.shape[a])
     return TensorType(tuple(shape), x.dtype)
+
+
+def _check_in_bounds(info: CallInfo, axis: int, begin, stride: int, length, dim) -> None:
+    """When anything is read along `axis`, its first and last index lie in [0, dim): the kernel reads
+    x[begin + i * stride] unguarded. Written as `nonempty * index` bounds (nonempty = min(length, 1)) so an
+    empty slice asks nothing; refuted: ShapeError now, unproved: a run-time requirement."""
+    nonempty = E.min_expr(length, T.const(1, "int64"))
+    last = begin + (length - T.const(1, "int64")) * T.const(stride, "int64")
+    for index, which in ((begin, "begin"), (last, "last index")):
+        what = f"axis {axis}: {which} out of range"
+        must_be_at_most(info, T.const(0, "int64"), simplify(nonempty * index), what, axis)
+        must_be_at_most(info, simplify(nonempty * (index + T.const(1, "int64"))), dim, what, axis)
 
 
 def _strided_slice_reference(x, axes, begin, end, strides):

@@ -8,6 +8,7 @@ exactly the dims inference proved (reshape's -1 resolved, broadcast dims as infe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from shapeflow import te
@@ -16,6 +17,10 @@ from shapeflow.ir.dtype import DataType
 from shapeflow.ir.expr import PrimExpr, make_const
 from shapeflow.ir.graph.shape import as_int, compare_dims
 from shapeflow.ir.graph.types import TensorType, TupleType, Type
+from shapeflow.ir.node import replace
+from shapeflow.ir.tir.buffer import Buffer
+from shapeflow.ir.tir.function import PrimFunc
+from shapeflow.ir.tir.stmt import AssertStmt, For, ForKind, Stmt, seq
 
 
 def out_shape(out: Type, index: int = 0) -> tuple[PrimExpr, ...]:
@@ -106,3 +111,42 @@ def keep_index(idx: Sequence[PrimExpr], axes: Sequence[int]) -> tuple[PrimExpr, 
 def cast(value: PrimExpr, dtype) -> PrimExpr:
     dtype = DataType(dtype)
     return value if value.dtype == dtype else value.astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Index checks: conditions on the values of index tensors, asserted inside the kernel
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexCheck:
+    """Every value v of input tensor `indices` must satisfy -extent <= v < extent (numpy `take` and ONNX
+    Gather/GatherElements: negative indices count from the end; anything else is an error, numpy raises).
+
+    The values are only known when the kernel runs, so the kernel checks them itself: a loop over
+    `indices` with an AssertStmt, before the computation reads anything with them. A failure returns the
+    kernel's error status, which the runtime raises as a shapeflow Error with `message` (it names the op)."""
+
+    indices: te.Tensor
+    extent: PrimExpr
+    message: str
+
+
+def with_index_checks(func: PrimFunc, inputs: Sequence[te.Tensor], checks: Sequence[IndexCheck]) -> PrimFunc:
+    """`func` (made by create_prim_func with `inputs` as its first parameters) asserting `checks` first."""
+    buffers = {id(t): p for t, p in zip(inputs, func.params)}
+    nests = [_check_nest(buffers[id(c.indices)], c.extent, c.message) for c in checks]
+    realize = func.body
+    root = realize.block
+    body = replace(realize, block=replace(root, body=seq(*nests, root.body)))
+    return func.with_body(body)
+
+
+def _check_nest(buf: Buffer, extent: PrimExpr, message: str) -> Stmt:
+    loop_vars = [E.Var(f"i_check{d}", "int64") for d in range(buf.ndim)]
+    value = cast(E.BufferLoad(buf, tuple(loop_vars)), "int64")
+    n = cast(extent, "int64")
+    stmt: Stmt = AssertStmt(E.logical_and(E.GE(value, -n), E.LT(value, n)), message)
+    for d in reversed(range(buf.ndim)):
+        stmt = For(loop_vars[d], 0, buf.shape[d], ForKind.SERIAL, stmt)
+    return stmt
