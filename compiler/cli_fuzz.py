@@ -37,7 +37,7 @@ def _cmd_fuzz(args: argparse.Namespace) -> int:
     if seconds is None and args.iterations is None:
         seconds = 600.0
     mode = "full"
-    for flag in ("ir_only", "passes_only", "generate_only"):
+    for flag in ("ir_only", "passes_only", "generate_only", "graph"):
         if getattr(args, flag):
             mode = flag.replace("_", "-")
     options = CampaignOptions(
@@ -80,6 +80,11 @@ def add_fuzz_commands(subparsers) -> None:
     group.add_argument("--ir-only", action="store_true", help="ablation: mutate only the IR")
     group.add_argument("--passes-only", action="store_true", help="ablation: mutate only pass sequences")
     group.add_argument("--generate-only", action="store_true", help="ablation: fresh programs, no mutation")
+    group.add_argument(
+        "--graph",
+        action="store_true",
+        help="fuzz graph functions (registry ops, graph passes, the compiled executable) instead of loops",
+    )
     p.add_argument(
         "--tvm",
         action="store_true",

@@ -11,6 +11,7 @@ Layout of the output folder (all text; every file written by an atomic rename or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import random
@@ -113,15 +114,19 @@ class Campaign:
             self.pending.append({"kind": "run", "test": path.read_text()})
             path.unlink()
         if not self.corpus:
-            for origin, func in self._seed_functions():
-                test = TestCase(func.script(), default_sequence(), self.rng.randrange(1 << 30), [], origin)
+            for test in self._seed_tests():
                 self._add_to_corpus(test)
                 self.pending.append({"kind": "run", "test": test.to_json(), "seed_run": True})
 
-    def _seed_functions(self):
-        from shapeflow.fuzz.seeds import seed_functions  # noqa: PLC0415
+    def _seed_tests(self) -> list[TestCase]:
+        from shapeflow.fuzz.seeds import graph_seed_tests, seed_functions  # noqa: PLC0415
 
-        return seed_functions(self.rng, self.o.generated_seeds)
+        if self.o.mode == "graph":
+            return graph_seed_tests(self.rng, self.o.generated_seeds)
+        return [
+            TestCase(func.script(), default_sequence(), self.rng.randrange(1 << 30), [], origin)
+            for origin, func in seed_functions(self.rng, self.o.generated_seeds)
+        ]
 
     def _add_to_corpus(self, test: TestCase) -> None:
         atomic_write(self.out / "corpus" / f"c{self.next_id:06d}.json", test.to_json())
@@ -167,7 +172,7 @@ class Campaign:
         if keep and not (worker.task or {}).get("seed_run") and worker.task.get("kind") != "run":
             counts = [len(a) for a in msg["pass_arcs"]]
             passes = drop_useless(test.passes, counts) if self.o.coverage else test.passes
-            self._add_to_corpus(TestCase(test.ir, passes, test.seed, test.flags, test.origin))
+            self._add_to_corpus(dataclasses.replace(test, passes=passes))
 
     def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> None:
         self.stats["bug_hits"] += 1

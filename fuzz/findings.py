@@ -81,6 +81,7 @@ TEST = TestCase(
     passes={passes!r},
     seed={seed!r},
     flags={flags!r},
+    kind={kind!r},
 )
 
 if __name__ == "__main__":
@@ -103,6 +104,7 @@ def render_repro(test: TestCase, outcome: Outcome) -> str:
         passes=test.passes,
         seed=test.seed,
         flags=test.flags,
+        kind=test.kind,
     )
 
 

@@ -32,8 +32,15 @@ def random_options(name: str, rng: random.Random) -> dict:
     return options
 
 
-def random_pass(rng: random.Random) -> list:
-    name = rng.choice(sorted(PASSES))
+def pass_pool(level: str = "tir") -> list[str]:
+    """Registered pass names of one level: "graph" (names `graph.*`, run on graph modules) or "tir" (the
+    rest). A loop-level test drawing graph passes would waste its runs on passes that skip PrimFuncs."""
+    graph = [n for n in sorted(PASSES) if n.startswith("graph.")]
+    return graph if level == "graph" else [n for n in sorted(PASSES) if n not in graph]
+
+
+def random_pass(rng: random.Random, level: str = "tir") -> list:
+    name = rng.choice(pass_pool(level))
     return [name, random_options(name, rng)]
 
 
@@ -64,8 +71,18 @@ def build_passes(sequence: list) -> list[Pass]:
     return out
 
 
-def mutate_sequence(sequence: list, rng: random.Random, others: list | None = None) -> list:
-    """One of: add, delete, replace (another pass or other options), crossover with another sequence."""
+def default_graph_sequence(opt_level: int = 2) -> list:
+    """The graph pipeline at `opt_level` as a sequence."""
+    from shapeflow.passes.graph.pipeline import graph_pipeline  # noqa: PLC0415
+
+    return [[p.name, _changed_options(p)] for p in graph_pipeline(opt_level).passes]
+
+
+def mutate_sequence(
+    sequence: list, rng: random.Random, others: list | None = None, level: str = "tir"
+) -> list:
+    """One of: add, delete, replace (another pass or other options), crossover with another sequence;
+    new passes come from `pass_pool(level)`."""
     seq = [list(item) for item in sequence]
     ops = ["add", "add", "replace", "options"]
     if seq:
@@ -74,11 +91,11 @@ def mutate_sequence(sequence: list, rng: random.Random, others: list | None = No
         ops.append("crossover")
     op = rng.choice(ops)
     if op == "add" or not seq:
-        seq.insert(rng.randint(0, len(seq)), random_pass(rng))
+        seq.insert(rng.randint(0, len(seq)), random_pass(rng, level))
     elif op == "delete":
         del seq[rng.randrange(len(seq))]
     elif op == "replace":
-        seq[rng.randrange(len(seq))] = random_pass(rng)
+        seq[rng.randrange(len(seq))] = random_pass(rng, level)
     elif op == "options":
         k = rng.randrange(len(seq))
         seq[k] = [seq[k][0], random_options(seq[k][0], rng)]
@@ -98,6 +115,8 @@ def drop_useless(sequence: list, pass_new_arcs: list[int]) -> list:
 
 
 __all__ = [
+    "pass_pool",
+    "default_graph_sequence",
     "random_options",
     "random_pass",
     "default_sequence",

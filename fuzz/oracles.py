@@ -48,6 +48,8 @@ class TestCase:
     seed: int = 0
     flags: list = field(default_factory=list)
     origin: str = ""
+    kind: str = "tir"  # "tir": `ir` is a PrimFunc; "graph": `ir` is a graph module (graph_oracles.py)
+    recipe: dict | None = None  # a graph test's recipe (graph_gen.py), what its mutators edit
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -56,7 +58,13 @@ class TestCase:
     def from_json(text: str) -> TestCase:
         data = json.loads(text)
         return TestCase(
-            data["ir"], data["passes"], data.get("seed", 0), data.get("flags", []), data.get("origin", "")
+            data["ir"],
+            data["passes"],
+            data.get("seed", 0),
+            data.get("flags", []),
+            data.get("origin", ""),
+            data.get("kind", "tir"),
+            data.get("recipe"),
         )
 
     def func(self) -> PrimFunc:
@@ -190,7 +198,12 @@ def check(
 ) -> Outcome:
     """Run `test` through every oracle. `tracker` (an ArcTracker, already started) gets one label per stage
     and pass; `stage_cell` (a shared int) tracks the stage for the campaign's timeout judgement;
-    `tvm_oracle` adds the differential run against apache-tvm (tvm_oracle.py) when tvm imports."""
+    `tvm_oracle` adds the differential run against apache-tvm (tvm_oracle.py) when tvm imports.
+    Graph tests go to graph_oracles.check_graph."""
+    if test.kind == "graph":
+        from shapeflow.fuzz.graph_oracles import check_graph  # noqa: PLC0415
+
+        return check_graph(test, tracker, stage_cell, compile_oracle)
     stages = _Stages(tracker, stage_cell)
     out = Outcome("ok")
     try:

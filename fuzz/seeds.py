@@ -111,4 +111,76 @@ def seed_functions(rng: random.Random, generated: int = 12) -> list[tuple[str, P
     return out
 
 
-__all__ = ["SEED_OPERATORS", "seed_operator", "seed_functions"]
+# Graph seeds: recipes (graph_gen.py) of the model shapes users write, plus generated ones.
+_X = {"name": "x", "shape": ["n", 4], "dtype": "float32"}
+_W = {"name": "w", "shape": [4, 4], "dtype": "float32"}
+_B = {"name": "b", "shape": [4], "dtype": "float32"}
+
+
+def _step(op: str, *args: int, **attrs) -> dict:
+    return {"op": op, "args": list(args), "attrs": attrs}
+
+
+SEED_RECIPES: dict[str, dict] = {
+    # x @ w + b -> gelu -> @ w -> log_softmax
+    "mlp": {
+        "params": [_X, _W, _B],
+        "steps": [
+            _step("matmul", 0, 1),
+            _step("add", 3, 2),
+            _step("gelu", 4),
+            _step("matmul", 5, 1),
+            _step("log_softmax", 6, axis=-1),
+        ],
+        "output": 7,
+    },
+    # softmax(x @ x^T) @ x, then a residual layer norm
+    "attention": {
+        "params": [_X, _W, _B],
+        "steps": [
+            _step("permute_dims", 0, axes=[1, 0]),
+            _step("matmul", 0, 3),
+            _step("softmax", 4, axis=-1),
+            _step("matmul", 5, 0),
+            _step("add", 6, 0),
+            _step("layer_norm", 7, 2, 2, axes=[-1], epsilon=1e-5),
+        ],
+        "output": 8,
+    },
+    # a reduction chain with broadcasting back
+    "norm_chain": {
+        "params": [_X, _W, _B],
+        "steps": [
+            _step("mean", 0, axis=1, keepdims=True),
+            _step("subtract", 0, 3),
+            _step("square", 4),
+            _step("sum", 5, axis=1, keepdims=True),
+            _step("rsqrt", 6),
+            _step("multiply", 4, 7),
+            _step("rms_norm", 8, 2, axes=[-1], epsilon=1e-5),
+        ],
+        "output": 9,
+    },
+}
+
+
+def graph_seed_tests(rng: random.Random, generated: int = 12) -> list:
+    """Graph TestCases: the SEED_RECIPES and `generated` random recipes, each with the O2 graph pipeline."""
+    from shapeflow.fuzz.graph_gen import build_module, generate_recipe  # noqa: PLC0415
+    from shapeflow.fuzz.mutate_passes import default_graph_sequence  # noqa: PLC0415
+    from shapeflow.fuzz.oracles import TestCase  # noqa: PLC0415
+
+    recipes = [(f"graph:{name}", r) for name, r in SEED_RECIPES.items()]
+    recipes += [(f"graph-generated:{k}", generate_recipe(rng)) for k in range(generated)]
+    out = []
+    for origin, recipe in recipes:
+        try:
+            text = build_module(recipe).script()
+        except Exception:  # a seed the builder refuses: the other seeds still count
+            continue
+        seed = rng.randrange(1 << 30)
+        out.append(TestCase(text, default_graph_sequence(), seed, [], origin, "graph", recipe))
+    return out
+
+
+__all__ = ["SEED_OPERATORS", "seed_operator", "seed_functions", "SEED_RECIPES", "graph_seed_tests"]

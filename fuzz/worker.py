@@ -13,13 +13,14 @@ import random
 import traceback
 from pathlib import Path
 
+from shapeflow.errors import Error
 from shapeflow.fuzz.findings import atomic_write, bug_key
 from shapeflow.fuzz.generate import generate_prim_func
 from shapeflow.fuzz.mutate_ir import mutate
 from shapeflow.fuzz.mutate_passes import default_sequence, mutate_sequence
 from shapeflow.fuzz.oracles import TestCase, check
 
-MODES = ("full", "ir-only", "passes-only", "generate-only")
+MODES = ("full", "ir-only", "passes-only", "generate-only", "graph")
 
 
 def build_test(task: dict) -> TestCase:
@@ -30,6 +31,8 @@ def build_test(task: dict) -> TestCase:
         return TestCase.from_json(task["test"])
     rng = random.Random(task["test_seed"])
     mode = task["mode"]
+    if mode == "graph":
+        return build_graph_test(task, rng)
     if mode == "generate-only" or task.get("parent") is None:
         seq = default_sequence()
         if rng.randint(0, 1):
@@ -52,6 +55,36 @@ def build_test(task: dict) -> TestCase:
     return TestCase(ir, passes, task["test_seed"], sorted(flags), "+".join(origin))
 
 
+def build_graph_test(task: dict, rng: random.Random) -> TestCase:
+    """A graph test: a mutant of the parent's recipe and/or graph pass sequence, or a fresh recipe."""
+    from shapeflow.fuzz.graph_gen import build_module, generate_recipe  # noqa: PLC0415
+    from shapeflow.fuzz.graph_mutate import mutate_recipe  # noqa: PLC0415
+    from shapeflow.fuzz.mutate_passes import default_graph_sequence  # noqa: PLC0415
+
+    parent = TestCase.from_json(task["parent"]) if task.get("parent") else None
+    if parent is None or parent.kind != "graph" or parent.recipe is None or rng.random() < 0.1:
+        recipe, origin = generate_recipe(rng), ["generated"]
+        passes = default_graph_sequence(rng.choice([0, 1, 2]))
+    else:
+        recipe, passes, origin = parent.recipe, parent.passes, []
+        what = rng.choice(["ir", "ir", "passes", "both"])
+        if what in ("ir", "both"):
+            for _ in range(rng.randint(1, 3)):
+                found = mutate_recipe(recipe, rng)
+                if found is not None:
+                    recipe = found[0]
+                    origin.append(found[1])
+        if what in ("passes", "both"):
+            others = [p for p in task.get("others") or [] if p and str(p[0][0]).startswith("graph.")]
+            passes = mutate_sequence(passes, rng, others, level="graph")
+            origin.append("passes")
+    try:
+        text = build_module(recipe).script()
+    except Error:
+        text = "# a recipe that does not build (invalid)\n"
+    return TestCase(text, passes, task["test_seed"], [], "+".join(origin), "graph", recipe)
+
+
 def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
     from shapeflow.fuzz.minimize import minimize  # noqa: PLC0415
 
@@ -64,6 +97,10 @@ def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
         return found.is_bug and bug_key(found) == key
 
     try:
+        if test.kind == "graph":
+            from shapeflow.fuzz.graph_minimize import minimize_graph  # noqa: PLC0415
+
+            return minimize_graph(test, still_fails, seconds=seconds)
         return minimize(test, still_fails, seconds=seconds)
     except Exception:
         return None
