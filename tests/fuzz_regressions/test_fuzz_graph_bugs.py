@@ -1,0 +1,45 @@
+"""Bugs the graph-level fuzzer (`shapeflow fuzz --graph`) found, as minimized reproducers. A bug not yet
+fixed is marked xfail(strict): once the owner fixes it the test passes, strict xfail fails, and the marker
+must be removed."""
+
+import numpy as np
+import pytest
+
+from shapeflow.fuzz.oracles import TestCase, check
+
+# Found by the graph campaign (seed 3, 60 s): R.sign of a NaN (here log of a negative number).
+SIGN_OF_NAN = """# shapeflow.ir v1
+@I.ir_module
+class Module:
+    @R.function
+    def main(b: R.Tensor((4,), "float32")) -> R.Tensor((4,), "float32"):
+        R.func_attr({'global_symbol': 'main'})
+        with R.dataflow():
+            lv1 = R.log(b)
+            gv2 = R.sign(lv1)
+            R.output(gv2)
+        return gv2
+"""
+
+SIGN_REASON = (
+    "ir/graph/ops/unary.py legalizes sign as select(x > 0, 1, select(x < 0, -1, 0)), so sign(NaN) is 0 in "
+    "legalized and compiled code, while the op's numpy reference (np.sign) gives NaN"
+)
+
+
+def test_sign_reproducer_still_parses_and_runs_in_the_interpreter():
+    """The reproducer itself is sound: it verifies and the reference gives NaN where b is negative."""
+    from shapeflow.ir.graph import run
+    from shapeflow.ir.text import parse
+
+    b = np.array([-1.0, 1.0, np.e, 0.5], "float32")
+    with np.errstate(all="ignore"):
+        out = run(parse(SIGN_OF_NAN), b)
+    assert np.isnan(out[0]) and list(out[1:]) == [0.0, 1.0, -1.0]
+
+
+@pytest.mark.xfail(strict=True, reason=SIGN_REASON)
+def test_legalized_sign_of_nan_is_nan_like_the_reference():
+    with np.errstate(all="ignore"):
+        outcome = check(TestCase(SIGN_OF_NAN, [["graph.legalize_ops", {}]], 1, kind="graph"))
+    assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
