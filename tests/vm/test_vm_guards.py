@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import shapeflow as sf
 from shapeflow.ir import Var
@@ -106,6 +108,35 @@ def test_layer_norm_scale_checked():
     refuses(exe, (rand(2, 8), rand(16), rand(16)), "layer_norm")
 
 
+def test_attention_batch_and_heads_checked():
+    b2, h, t = Var("b2"), Var("h"), Var("t")
+    exe = sf.compile(
+        build(
+            [("q", (n, h, m, 8), F32), ("k", (b2, h, t, 8), F32), ("v", (b2, h, t, 8), F32)],
+            lambda q, k, v: op.scaled_dot_product_attention(q, k, v),
+        )
+    )
+    q, k = rand(2, 3, 4, 8), rand(2, 3, 5, 8)
+    assert exe(q, k, k).shape == (2, 3, 4, 8)
+    refuses(exe, (q, rand(1, 3, 5, 8), rand(1, 3, 5, 8)), "scaled_dot_product_attention")
+
+
+def test_conv_and_group_norm_channels_checked():
+    c1, c2 = Var("c1"), Var("c2")
+    conv = sf.compile(build([("x", (1, c1, 6, 6), F32), ("w", (4, c2, 3, 3), F32)], op.conv2d))
+    assert conv(rand(1, 2, 6, 6), rand(4, 2, 3, 3)).shape == (1, 4, 4, 4)
+    refuses(conv, (rand(1, 5, 6, 6), rand(4, 2, 3, 3)), "conv2d")
+    norm = sf.compile(
+        build(
+            [("x", (1, c1, 4), F32), ("g", (c2,), F32), ("b", (c2,), F32)],
+            lambda x, g, b: op.group_norm(x, g, b, num_groups=2),
+        )
+    )
+    assert norm(rand(1, 4, 4), rand(4), rand(4)).shape == (1, 4, 4)
+    refuses(norm, (rand(1, 4, 4), rand(8), rand(8)), "group_norm")
+    refuses(norm, (rand(1, 5, 4), rand(5), rand(5)), "group_norm")  # 5 channels in 2 groups
+
+
 def test_reshape_with_hole_checks_divisibility():
     exe = sf.compile(build([("x", (n, k1), F32)], lambda x: op.reshape(x, (-1, 4))))
     np.testing.assert_array_equal(exe(rand(2, 6)), rand(2, 6).reshape(-1, 4))
@@ -166,3 +197,23 @@ def test_guards_survive_save_and_load(tmp_path, matmul_exe):
     matmul_exe.save(path)
     loaded = sf.load(path)
     refuses(loaded, (rand(3, 7), rand(5, 2)), "matmul")
+
+
+@pytest.fixture(scope="module")
+def batched_matmul_exe():
+    return sf.compile(build([("a", (p, n, k1), F32), ("b", (q, k2, m), F32)], op.matmul))
+
+
+@settings(deadline=None, max_examples=60)
+@given(dims=st.tuples(*[st.integers(1, 3)] * 6))
+def test_compiled_matmul_fails_exactly_when_numpy_does(batched_matmul_exe, dims):
+    """Any shapes: the compiled kernel returns numpy's result or raises a ShapeError where numpy raises."""
+    pa, rows, ka, qb, kb, cols = dims
+    a, b = rand(pa, rows, ka), rand(qb, kb, cols)
+    try:
+        want = np.matmul(a, b)
+    except ValueError:
+        with pytest.raises(sf.ShapeError):
+            batched_matmul_exe(a, b)
+    else:
+        np.testing.assert_allclose(batched_matmul_exe(a, b), want, rtol=1e-5, atol=1e-5)

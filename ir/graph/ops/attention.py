@@ -41,7 +41,12 @@ def _sdpa_infer(info: CallInfo) -> Type:
             raise info.fail(f"{what} must have rank 4 (batch, heads, seq, dim), got {t.ndim}")
     if q.shape is None or k.shape is None or v.shape is None:
         return TensorType(None, dtype, 4)
+    # The kernel reads k and v at q's batch and head indices, and v along k's length.
     for a, b, what, d in (
+        (q.shape[0], k.shape[0], "q and k batch sizes", 0),
+        (q.shape[1], k.shape[1], "q and k head counts", 1),
+        (q.shape[0], v.shape[0], "q and v batch sizes", 0),
+        (q.shape[1], v.shape[1], "q and v head counts", 1),
         (q.shape[3], k.shape[3], "q and k head dims", 3),
         (k.shape[2], v.shape[2], "k and v lengths", 2),
     ):

@@ -453,6 +453,14 @@ def _group_norm_infer(info: CallInfo) -> Type:
                 expected=f"a multiple of {groups}",
                 actual=format_dim(c),
             )
+        for i in (1, 2):  # gamma and beta are read at the channel index
+            p = info.tensor(i)
+            if p.known_rank and p.ndim != 1:
+                raise info.fail(f"parameter {i} must have rank 1, got {p.ndim}")
+            if p.shape is not None and not must_equal(info, p.shape[0], c, f"parameter {i} != channels", 1):
+                raise info.shape_error(
+                    f"parameter {i} does not match the channels", 1, format_dim(c), format_dim(p.shape[0])
+                )
     return x
 
 
