@@ -14,13 +14,6 @@ from shapeflow.cli import main
 from shapeflow.examples_embedded import ENCODER_CONFIG, ENCODER_FILE
 
 
-@pytest.fixture(scope="module")
-def encoder_sfa(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("encoder")
-    assert main(["compile", "--example", "-o", str(folder / "encoder.sfa"), "--quiet"]) == 0
-    return folder / "encoder.sfa"
-
-
 def _one_line_error(capsys, code, *needles):
     err = capsys.readouterr().err
     assert code != 0
@@ -40,8 +33,17 @@ def test_embedded_model_is_small_and_valid():
     assert {"LayerNormalization", "Erf", "Softmax", "MatMul"} <= ops
 
 
-def test_readme_flow_compile_run_matches_onnxruntime(encoder_sfa, tmp_path, capsys):
-    capsys.readouterr()
+def test_encoder_through_the_command_line(tmp_path, capsys):
+    """compile --example once (one test, so one compile per test process), then run, inspect, bad inputs."""
+    encoder_sfa = tmp_path / "encoder.sfa"
+    assert main(["compile", "--example", "-o", str(encoder_sfa), "--quiet"]) == 0
+    assert f"compiled encoder.onnx -> {encoder_sfa}" in capsys.readouterr().out
+    _readme_flow_matches_onnxruntime(encoder_sfa, tmp_path, capsys)
+    _inspect_onnx_and_artifact(encoder_sfa, capsys)
+    _bad_run_inputs_are_one_line_errors(encoder_sfa, tmp_path, capsys)
+
+
+def _readme_flow_matches_onnxruntime(encoder_sfa, tmp_path, capsys):
     assert main(["run", str(encoder_sfa), "--shape", "batch=2", "--shape", "seq=17", "--bench", "3"]) == 0
     text = capsys.readouterr().out
     assert "x: float32 (2, 17, 64) random" in text and "out: float32 (2, 17, 64)" in text
@@ -59,8 +61,7 @@ def test_readme_flow_compile_run_matches_onnxruntime(encoder_sfa, tmp_path, caps
         np.testing.assert_allclose(np.load(out / "out.npy"), expected, rtol=1e-3, atol=1e-3)
 
 
-def test_inspect_onnx_and_artifact(encoder_sfa, capsys):
-    capsys.readouterr()
+def _inspect_onnx_and_artifact(encoder_sfa, capsys):
     assert main(["inspect", str(ENCODER_FILE)]) == 0
     text = capsys.readouterr().out
     assert "x: float32(batch, seq, 64)" in text and "y: float32(batch, seq, 64)" in text
@@ -114,7 +115,7 @@ def test_unsupported_op_refused_at_compile_time(tmp_path, capsys):
     _one_line_error(capsys, main(["inspect", str(tmp_path / "m.onnx")]), "UnsupportedError", op)
 
 
-def test_bad_run_inputs_are_one_line_errors(encoder_sfa, tmp_path, capsys):
+def _bad_run_inputs_are_one_line_errors(encoder_sfa, tmp_path, capsys):
     sfa = str(encoder_sfa)
     np.save(tmp_path / "f64.npy", np.zeros((1, 4, 64)))
     np.save(tmp_path / "rank2.npy", np.zeros((4, 64), "float32"))
