@@ -217,3 +217,16 @@ def test_compiled_matmul_fails_exactly_when_numpy_does(batched_matmul_exe, dims)
             batched_matmul_exe(a, b)
     else:
         np.testing.assert_allclose(batched_matmul_exe(a, b), want, rtol=1e-5, atol=1e-5)
+
+
+def test_split_of_a_symbolic_dim_checked():
+    sections = sf.compile(build([("x", (n, 2), F32)], lambda x: op.split(x, 2, axis=0)))
+    x = rand(4, 2)
+    for got, want in zip(sections(x), np.split(x, 2)):
+        np.testing.assert_array_equal(got, want)
+    refuses(sections, (rand(5, 2),), "split")
+    points = sf.compile(build([("x", (n, 2), F32)], lambda x: op.split(x, (1, 3), axis=0)))
+    x = rand(5, 2)
+    for got, want in zip(points(x), np.split(x, (1, 3))):
+        np.testing.assert_array_equal(got, want)
+    refuses(points, (rand(2, 2),), "split")  # the second section would read rows 1..2 of 2

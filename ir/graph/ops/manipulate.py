@@ -13,7 +13,13 @@ from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.expr import IntImm
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import must_equal, normalize_axes, normalize_axis, same_dtype
+from shapeflow.ir.graph.ops.common import (
+    must_be_at_most,
+    must_equal,
+    normalize_axes,
+    normalize_axis,
+    same_dtype,
+)
 from shapeflow.ir.graph.ops.registry import (
     Attr,
     CallInfo,
@@ -363,6 +369,9 @@ def _split_infer(info: CallInfo) -> Type:
                 expected=f"a multiple of {spec}",
                 actual=as_int(dim),
             )
+        if as_int(dim) is None:  # equal sections of a symbolic dim: divisibility is checked at run time
+            what = f"not divisible into {spec} sections"
+            must_equal(info, E.FloorMod(dim, IntImm("int64", spec)), 0, what, axis)
         sizes = [simplify(E.FloorDiv(dim, IntImm("int64", spec)))] * spec
     else:
         bounds = [IntImm("int64", 0), *(IntImm("int64", i) for i in spec), dim]
@@ -370,6 +379,8 @@ def _split_infer(info: CallInfo) -> Type:
         for size in sizes:
             if prove(E.LT(size, IntImm("int64", 0))):
                 raise info.fail(f"split indices {spec} are not increasing within dimension {format_dim(dim)}")
+        if spec:  # the last section reads from spec[-1] on: the indices must lie within the dim
+            must_be_at_most(info, IntImm("int64", max(spec)), dim, "split index beyond the dimension", axis)
     fields = [TensorType((*x.shape[:axis], s, *x.shape[axis + 1 :]), x.dtype) for s in sizes]
     return TupleType(tuple(fields))
 
