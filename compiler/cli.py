@@ -133,7 +133,12 @@ def _add_model_commands(sub, common) -> None:
     )
     compile_.add_argument("model", nargs="?", metavar="MODEL", help="MODEL.onnx or MODULE.txt")
     compile_.add_argument("--example", action="store_true", help="compile the embedded encoder instead")
-    compile_.add_argument("-o", "--output", metavar="OUT.sfa", help="artifact to write (default MODEL.sfa)")
+    compile_.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.sfa",
+        help="artifact to write (default: MODEL's name with .sfa, in the current directory)",
+    )
     compile_.add_argument("--target", default="cpu", help="target (default cpu)")
     compile_.add_argument(
         "--dim",

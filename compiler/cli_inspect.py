@@ -42,13 +42,12 @@ def _onnx_value(v) -> str:
 
 
 def describe_onnx(model, out: TextIO) -> None:
+    from onnx import numpy_helper  # noqa: PLC0415
+
     graph = model.graph
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in model.opset_import)
     init_names = {t.name for t in graph.initializer}
-    init_bytes = sum(
-        int(t.raw_data.__len__()) or 4 * max(1, len(t.float_data) + len(t.int64_data))
-        for t in graph.initializer
-    )
+    init_bytes = sum(int(numpy_helper.to_array(t).nbytes) for t in graph.initializer)
     print(
         f"ONNX model: ir_version {model.ir_version}, opset {opsets}, producer {model.producer_name or '?'}",
         file=out,

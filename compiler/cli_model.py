@@ -141,7 +141,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         dims = {**ENCODER_DIMS, **dims}
     else:
         path = Path(args.model)
-    out = Path(args.output) if args.output else path.with_suffix(".sfa")
+    out = Path(args.output) if args.output else Path(path.stem + ".sfa")  # in the current directory
     start = time.perf_counter()
     with Progress(enabled=False if args.quiet else None) as progress:
         progress.step(f"reading {path.name}")
@@ -223,6 +223,18 @@ def _random_array(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) 
     raise UnsupportedError(f"cannot make random inputs of dtype {dtype}; give the input with --input")
 
 
+def _parameter_name(name: str, names: list[str]) -> str:
+    """The parameter `name` refers to: itself, or the ONNX input it was imported from (the frontend turns
+    characters that are not word characters into "_": "input.1" is parameter "input_1")."""
+    if name in names:
+        return name
+    safe = re.sub(r"\W", "_", name)
+    for candidate in (safe, f"v_{safe}"):
+        if candidate in names:
+            return candidate
+    raise Error(f"--input names no parameter: {name} (parameters: {', '.join(names)})")
+
+
 def _load_npy(name: str, path: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
@@ -237,9 +249,7 @@ def prepare_inputs(exe, given: dict[str, str], shapes: dict[str, int], seed: int
     and sized from the symbolic dims (--shape, the dims of given inputs, then DEFAULT_DIM in bounds)."""
     params = entry_params(exe)
     names = [p.name for p in params]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise Error(f"--input names no parameter: {', '.join(unknown)} (parameters: {', '.join(names)})")
+    given = {_parameter_name(name, names): path for name, path in given.items()}
     bounds = entry_bounds(exe)
     symbolic = {d for p in params if p.dims for d in p.dims if isinstance(d, str)}
     bad = sorted(set(shapes) - symbolic)

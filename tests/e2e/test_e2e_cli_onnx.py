@@ -130,3 +130,26 @@ def _bad_run_inputs_are_one_line_errors(encoder_sfa, tmp_path, capsys):
     _one_line_error(capsys, main(["compile", "--example", "--dim", "sequence=1..8"]), "sequence")
     _one_line_error(capsys, main(["compile", "--example", "--dim", "seq=8..1"]), "empty")
     _one_line_error(capsys, main(["run", str(ENCODER_FILE)]), "compile the model first")
+
+
+def test_onnx_input_names_and_default_output(tmp_path, monkeypatch, capsys):
+    """--input takes the ONNX input's own name ("input.1", a parameter named input_1); without -o the
+    artifact lands in the current directory."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input.1"], ["out.1"])],
+        "relu",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("out.1", TensorProto.FLOAT, ["n", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (tmp_path / "models").mkdir()
+    onnx.save(model, tmp_path / "models" / "relu.onnx")
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "models/relu.onnx", "-q"]) == 0
+    assert (tmp_path / "relu.sfa").is_file() and not (tmp_path / "models" / "relu.sfa").exists()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", "relu.sfa", "--input", "input.1=x.npy", "--save-outputs", "out"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "out.npy"), np.maximum(x, 0))
+    capsys.readouterr()
+    _one_line_error(capsys, main(["run", "relu.sfa", "--input", "input.2=x.npy"]), "names no parameter")
