@@ -26,7 +26,8 @@ from shapeflow.passes.hierarchy.measure import MicroKernelResult
 
 PARALLEL_OVERHEAD_S = 4e-6  # waking a thread team
 CALL_OVERHEAD_S = 25e-9  # one micro-kernel call: loop setup, C tile address math
-L2_BANDWIDTH = 64e9  # bytes/s per core, for C tiles re-read between K blocks
+L2_BANDWIDTH = 64e9  # bytes/s per core, for C tiles re-read between K blocks and for packing A
+L2_WAYS = 16  # associativity assumed for the L2 (sysfs does not always say)
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,20 @@ class Decomposition:
     mc: int
     ncp: int
     kc: int
+    pack_a: bool
     est_seconds: float
     terms: dict = field(default_factory=dict, compare=False, hash=False)
 
-    def kernel_args(self) -> tuple[int, int, int, int, int]:
+    def kernel_args(self) -> tuple[int, int, int, int, int, int]:
         """The tile scalars a family kernel takes after its buffers (gemm_ir.TILE_PARAMS)."""
-        return (self.pm, self.pn, self.mc, self.ncp, self.kc)
+        return (self.pm, self.pn, self.mc, self.ncp, self.kc, int(self.pack_a))
 
     def summary(self) -> str:
         split = "M" if self.pm > 1 else ("N" if self.pn > 1 else "none")
         return (
             f"micro-kernel {self.mr}x{self.nr}, parallel over {split} (pm={self.pm}, pn={self.pn}), "
             f"MC={self.mc}, NC={self.ncp * self.nr} ({self.ncp} panels), KC={self.kc}, "
+            f"{'packed' if self.pack_a else 'unpacked'} A, "
             f"est {self.est_seconds * 1e6:.1f} us"
         )
 
@@ -76,17 +79,22 @@ class CostModel:
         return best.gflops * 1e9 * min(1.0, mr / best.mr)
 
     def tiles(self, mr: int, m: int, k: int) -> list[tuple[int, int, int]]:
-        """(mc, ncp, kc) candidates sized from the caches."""
+        """(mc, ncp, kc) candidates sized from the caches, as BLIS sizes its blocks: the KC x NR micro-panel
+        of B in half of L1, the MC x KC block of A in half of L2, the KC x NC block of B in this core's
+        share of L3 (so A is streamed once per NC columns, not once per panel)."""
         hw, nr = self.hw, self.nr
         kc_l1 = max(8, hw.l1_bytes // 2 // (nr * 4) // 8 * 8)
-        kcs = sorted({min(k, kc) for kc in (kc_l1, 2 * kc_l1, k)})
+        kcs = sorted({min(k, kc) for kc in (kc_l1, 2 * kc_l1, 4 * kc_l1, k)})
         out = []
         for kc in kcs:
             mc = max(mr, hw.l2_bytes // 2 // (kc * 4) // mr * mr)
             mc = min(mc, max(mr, math.ceil(m / mr) * mr))
-            ncp = max(1, hw.l2_bytes // 2 // (kc * nr * 4))
+            ncp = max(1, self.l3_share() // 2 // (kc * nr * 4))
             out.append((mc, ncp, kc))
         return out
+
+    def l3_share(self) -> int:
+        return max(self.hw.l2_bytes, self.hw.l3_bytes // max(1, self.hw.cores))
 
     def splits(self) -> list[tuple[int, int]]:
         t = max(1, self.hw.cores)
@@ -95,7 +103,18 @@ class CostModel:
         return sorted(out)
 
     def estimate(
-        self, m: int, n: int, k: int, mr: int, pm: int, pn: int, mc: int, ncp: int, kc: int, batch: int = 1
+        self,
+        m: int,
+        n: int,
+        k: int,
+        mr: int,
+        pm: int,
+        pn: int,
+        mc: int,
+        ncp: int,
+        kc: int,
+        pack_a: bool = False,
+        batch: int = 1,
     ):
         """(seconds, terms) of one decomposition (of `batch` independent GEMMs of this shape)."""
         hw, nr = self.hw, self.nr
@@ -118,13 +137,24 @@ class CostModel:
         blocks_per_panel = full + len(tail_blocks)
         if kc * nr * 4 > hw.l1_bytes // 2 and blocks_per_panel > 1:
             compute *= 1.15  # the B micro-panel falls out of L1 between register blocks
+        jc_blocks = math.ceil(panels / ncp)
+        if pack_a:
+            pack = rows * k * 4 * 2 * jc_blocks / L2_BANDWIDTH  # copy each MC x KC block once per NC block
+        else:
+            pack = 0.0
+            if blocks_per_panel > 1:
+                compute *= self.unpacked_a_factor(k, min(mc, rows))
         calls = panels * blocks_per_panel * k_blocks
         c_traffic = rows * panels * nr * 4 * 2 * (k_blocks - 1) / L2_BANDWIDTH
-        overhead = calls * CALL_OVERHEAD_S + c_traffic
+        overhead = calls * CALL_OVERHEAD_S + c_traffic + pack
 
-        b_block_fits = kc * ncp * nr * 4 <= hw.l2_bytes // 2
-        b_bytes = panels * nr * k * 4 * (1 if b_block_fits else math.ceil(rows / mc))
-        a_bytes = rows * k * 4 * (1 if mc * kc * 4 <= hw.l2_bytes // 2 else math.ceil(panels / ncp))
+        # DRAM traffic: B once if its KC x NC block survives the MC loop in L3; A once if all of this item's
+        # rows stay in L3 beside it, else once per NC block.
+        share = self.l3_share()
+        b_block = kc * ncp * nr * 4
+        b_bytes = panels * nr * k * 4 * (1 if b_block <= share else math.ceil(rows / mc))
+        a_fits = rows * k * 4 + b_block <= share
+        a_bytes = rows * k * 4 * (1 if a_fits else jc_blocks)
         memory = (a_bytes + b_bytes) / hw.memory_bandwidth
         item = max(compute, memory) + overhead
         total = per_thread * item + (PARALLEL_OVERHEAD_S if threads > 1 else 0.0)
@@ -132,24 +162,41 @@ class CostModel:
             "compute_us": compute * 1e6,
             "memory_us": memory * 1e6,
             "overhead_us": overhead * 1e6,
+            "pack_a_us": pack * 1e6,
             "threads": threads,
             "items_per_thread": per_thread,
         }
         return total, terms
 
+    def unpacked_a_factor(self, k: int, block_rows: int) -> float:
+        """Slowdown of reading an MC-row block of A in place (row stride K) instead of packed.
+
+        Rows a multiple of the L2 way span apart share few cache sets: past the associativity the block
+        evicts itself (a power-of-two K is the usual case). Otherwise reading in place costs nothing extra
+        that we could measure on the machines we have (hardware prefetchers follow MR row streams)."""
+        way_span = max(4096, self.hw.l2_bytes // L2_WAYS)
+        distinct = way_span // math.gcd(k * 4, way_span)  # distinct set groups the rows fall into
+        if block_rows > distinct * L2_WAYS // 2:
+            return 2.0
+        return 1.0
+
     def candidates(self, m: int, n: int, k: int, batch: int = 1) -> list[Decomposition]:
         out = []
         for mr in self.mrs:
+            packs = (False, True) if m > mr else (False,)
             for pm, pn in self.splits():
                 for mc, ncp, kc in self.tiles(mr, m, k):
-                    t, terms = self.estimate(m, n, k, mr, pm, pn, mc, ncp, kc, batch)
-                    out.append(Decomposition(mr, self.nr, pm, pn, mc, ncp, kc, t, terms))
-        out.sort(key=lambda d: (d.est_seconds, -d.mr, d.pm, d.kc))
+                    for pack_a in packs:
+                        t, terms = self.estimate(m, n, k, mr, pm, pn, mc, ncp, kc, pack_a, batch)
+                        out.append(Decomposition(mr, self.nr, pm, pn, mc, ncp, kc, pack_a, t, terms))
+        out.sort(key=lambda d: (d.est_seconds, -d.mr, d.pm, d.kc, d.pack_a))
         return out
 
     def choose(self, m: int, n: int, k: int, batch: int = 1) -> Decomposition:
         if m <= 0 or n <= 0 or k <= 0 or batch <= 0:
-            return Decomposition(self.mrs[0], self.nr, 1, 1, max(1, self.mrs[0]), 1, max(1, k), 0.0, {})
+            return Decomposition(
+                self.mrs[0], self.nr, 1, 1, max(1, self.mrs[0]), 1, max(1, k), False, 0.0, {}
+            )
         return self.candidates(m, n, k, batch)[0]
 
 

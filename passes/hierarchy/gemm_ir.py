@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shapeflow.ir.dtype import DataType
-from shapeflow.ir.expr import EQ, IntImm, PrimExpr, Var, const, logical_and, min_expr, select
+from shapeflow.ir.expr import EQ, NE, IntImm, PrimExpr, Var, const, logical_and, min_expr, select
 from shapeflow.ir.tir.buffer import Buffer, decl_buffer
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.stmt import (
@@ -33,6 +33,7 @@ from shapeflow.ir.tir.stmt import (
     DeclBuffer,
     For,
     ForKind,
+    IfThenElse,
     LetStmt,
     Stmt,
     seq,
@@ -71,7 +72,7 @@ LEVELS: tuple[LoopLevel, ...] = (
 _KIND = {lv.var: lv for lv in LEVELS}
 
 # The decomposition parameters every kernel of the family takes after its buffers, in this order.
-TILE_PARAMS = ("pm", "pn", "mc", "ncp", "kc")
+TILE_PARAMS = ("pm", "pn", "mc", "ncp", "kc", "pack_a")
 
 
 def ceil_div(a: PrimExpr, b: PrimExpr | int) -> PrimExpr:
@@ -107,7 +108,7 @@ class GemmSignature:
 
 
 def build_gemm_func(sig: GemmSignature) -> PrimFunc:
-    """The PrimFunc `gemm(A, Bp, C, pm, pn, mc, ncp, kc)` of the signature (see the module docstring)."""
+    """The PrimFunc `gemm(A, Bp, C, pm, pn, mc, ncp, kc, pack_a)` of the signature (module docstring)."""
     mk = sig.shape
     m, n, k = Var("M", I64), _dim(sig.n, "N"), _dim(sig.k, "K")
     nb = Var("NB", I64)
@@ -117,7 +118,7 @@ def build_gemm_func(sig: GemmSignature) -> PrimFunc:
     c = decl_buffer((*lead, m, n), "float32", "C")
     bp_lead = () if (batch is None or sig.shared_b) else (batch,)
     bp = decl_buffer((*bp_lead, nb, k, mk.nr), "float32", "Bp")
-    pm, pn, mc, ncp, kc = (Var(p, I64) for p in TILE_PARAMS)
+    pm, pn, mc, ncp, kc, pack_a = (Var(p, I64) for p in TILE_PARAMS)
 
     # Per work item: which batch entry, which M range, which panel range.
     t = Var("t", I64)
@@ -137,18 +138,45 @@ def build_gemm_func(sig: GemmSignature) -> PrimFunc:
     q_lo, q_hi, k_lo, k_len, i_lo, i_hi, i0, rows = (
         Var(x, I64) for x in ("q_lo", "q_hi", "k_lo", "k_len", "i_lo", "i_hi", "i0", "rows")
     )
-    ops = MicroKernelOperands(a2, bp2, c2, acc, scratch, i0, q_lo + jr, k_lo, k_len, n, EQ(pc, zero))
+    # Packing A (when `pack_a`): the MC x KC block is copied into a buffer with row stride KC, so its rows
+    # no longer sit a (possibly power-of-two) K apart, which maps them onto a few cache sets. The
+    # micro-kernel reads A through a view that points either at the copy or at A itself.
+    packed = NE(pack_a, zero)
+    ap = decl_buffer((select(packed, mc * kc, const(1, "int64")),), "float32", "Ablock")
+    av_data, lda, a_off = Var("Av", DataType("handle")), Var("lda", I64), Var("a_off", I64)
+    av = Buffer("Av", (m, k), a.dtype, (lda, const(1, "int64")), a_off, "global", av_data)
+    r_var, kk = Var("pr", I64), Var("pk", I64)
+    copy = For(
+        r_var,
+        zero,
+        i_hi - i_lo,
+        ForKind.SERIAL,
+        For(
+            kk, zero, k_len, ForKind.SERIAL, BufferStore(ap, a2[i_lo + r_var, k_lo + kk], (r_var * kc + kk,))
+        ),
+    )
+    ops = MicroKernelOperands(av, bp2, c2, acc, scratch, i0, q_lo + jr, k_lo, k_len, n, EQ(pc, zero))
     micro = _lets(
         [(i0, i_lo + ir * mk.mr), (rows, min_expr(const(mk.mr, "int64"), i_hi - i0))],
         row_dispatch(mk, rows, ops),
     )
     body: Stmt = _loop("ir", ir, ceil_div(i_hi - i_lo, mk.mr), micro)
     body = _loop("jr", jr, q_hi - q_lo, body)
+    view = _lets(
+        [
+            (av_data, select(packed, ap.data, a.data)),
+            (lda, select(packed, kc, k)),
+            (a_off, select(packed, zero - i_lo * kc - k_lo, a2.elem_offset)),
+        ],
+        DeclBuffer(av, body),
+    )
     body = _loop(
         "ic",
         ic,
         ceil_div(m_hi - m_lo, mc),
-        _lets([(i_lo, m_lo + ic * mc), (i_hi, min_expr(m_hi, i_lo + mc))], body),
+        _lets(
+            [(i_lo, m_lo + ic * mc), (i_hi, min_expr(m_hi, i_lo + mc))], seq(IfThenElse(packed, copy), view)
+        ),
     )
     body = _loop("pc", pc, ceil_div(k, kc), _lets([(k_lo, pc * kc), (k_len, min_expr(kc, k - k_lo))], body))
     body = _loop(
@@ -158,7 +186,7 @@ def build_gemm_func(sig: GemmSignature) -> PrimFunc:
         _lets([(q_lo, p_lo + jc * ncp), (q_hi, min_expr(p_hi, q_lo + ncp))], body),
     )
     body = DeclBuffer(a2, DeclBuffer(bp2, DeclBuffer(c2, body)))
-    body = Allocate(acc, Allocate(scratch, body))
+    body = Allocate(acc, Allocate(scratch, Allocate(ap, body)))
     items = pm * pn
     body = _lets(
         [
@@ -182,7 +210,7 @@ def build_gemm_func(sig: GemmSignature) -> PrimFunc:
             logical_and(pm >= 1, pn >= 1, mc >= 1, ncp >= 1, kc >= 1), "tile parameters must be positive"
         ),
     ]
-    params = (a, bp, c, pm, pn, mc, ncp, kc)
+    params = (a, bp, c, pm, pn, mc, ncp, kc, pack_a)
     name = f"gemm_{mk.name}" + ("_batched" if sig.batched else "")
     return PrimFunc(params, seq(checks, body), {"global_symbol": name, "hierarchy.micro_kernel": mk.name})
 

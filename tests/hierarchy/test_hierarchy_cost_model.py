@@ -56,6 +56,14 @@ def test_picks_the_register_block_that_fits_the_rows():
     assert model.choose(2400, 1024, 1024).mr == 12
 
 
+def test_packs_a_when_its_rows_would_share_cache_sets():
+    model = _model()
+    big_pow2 = model.choose(1024, 4096, 4096)  # rows 16 KiB apart: a block of A evicts itself from L2
+    assert big_pow2.pack_a
+    assert not model.choose(1, 4096, 4096).pack_a  # one row: nothing to reuse, nothing to pack
+    assert not model.choose(1024, 768, 770).pack_a  # rows spread over the sets: packing only costs
+
+
 def test_choice_is_deterministic_and_fast():
     model = _model(mrs=(12, 8))
     shapes = [(m, n, k) for m in (1, 7, 100, 1949) for n, k in ((768, 768), (11008, 4096))]

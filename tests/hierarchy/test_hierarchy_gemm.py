@@ -39,10 +39,12 @@ def test_every_decomposition_is_correct(sym_gemm):
     a, b = _rand(m, k), _rand(k, n, seed=2)
     packed = sym_gemm.pack_weights(b)
     kernel = sym_gemm.library[f"gemm_{sym_gemm.mrs[0]}"]
-    for pm, pn, mc, ncp, kc in [(1, 1, 6, 1, 1), (2, 1, 12, 2, 7), (1, 2, 5, 1, 150), (3, 3, 1, 9, 64)]:
-        c = np.full((m, n), np.nan, np.float32)
-        kernel(a, packed.data, c, pm, pn, mc, ncp, kc)
-        _close(c, a @ b, k)
+    tiles = [(1, 1, 6, 1, 1), (2, 1, 12, 2, 7), (1, 2, 5, 1, 150), (3, 3, 1, 9, 64), (2, 2, 37, 3, 200)]
+    for pm, pn, mc, ncp, kc in tiles:
+        for pack_a in (0, 1):
+            c = np.full((m, n), np.nan, np.float32)
+            kernel(a, packed.data, c, pm, pn, mc, ncp, kc, pack_a)
+            _close(c, a @ b, k)
 
 
 @settings(deadline=None, max_examples=40)
@@ -83,6 +85,24 @@ def test_batched(host):
     _close(kernel(a, kernel.pack_weights(shared)), a @ shared, 40)
     with pytest.raises(ShapeError):
         kernel(a, _rand(2, 40, 33))
+
+
+def test_output_argument_fast_path(sym_gemm):
+    """With C given, 2-D float32 contiguous arguments go straight to native code: same results, and
+    anything unusual (non-contiguous A, wrong C) still reaches the checked path and its errors."""
+    b = _rand(53, 29, seed=8)
+    packed = sym_gemm.pack_weights(b)
+    for m in (1, 8, 130):
+        a = _rand(m, 53, seed=m)
+        c = np.full((m, 29), np.nan, np.float32)
+        assert sym_gemm(a, packed, c) is c
+        _close(c, a @ b, 53)
+    a = _rand(53, 9).T  # not C-contiguous: copied by the checked path
+    _close(sym_gemm(a, packed, np.empty((9, 29), np.float32)), a @ b, 53)
+    with pytest.raises(ShapeError):
+        sym_gemm(_rand(4, 53), packed, np.empty((4, 28), np.float32))
+    with pytest.raises(ShapeError):
+        sym_gemm(_rand(4, 53), packed, np.empty((4, 29), np.float64))
 
 
 def test_user_errors(sym_gemm):
