@@ -121,13 +121,19 @@ def store_tile(shape: MicroKernelShape, rows: int, ops: MicroKernelOperands) -> 
     spill = seq(
         [BufferStore(ops.scratch, acc_vec(r, v), (_vec(r * nr + v * lanes, lanes),)) for r, v in pairs]
     )
-    r_var, j_var = Var("er", I64), Var("ej", I64)
+    r_var = Var("er", I64)
     valid = min_expr(ops.n - j0, nr)
-    src = ops.scratch[r_var * nr + j_var]
-    dst = (ops.i0 + r_var, j0 + j_var)
-    edge_put = For(j_var, 0, valid, ForKind.SERIAL, BufferStore(ops.c, src, dst))
-    edge_add = For(j_var, 0, valid, ForKind.SERIAL, BufferStore(ops.c, ops.c.load(dst) + src, dst))
-    edge = seq(spill, For(r_var, 0, rows, ForKind.SERIAL, IfThenElse(ops.first, edge_put, edge_add)))
+
+    def edge_loop(accumulate: bool) -> For:
+        j_var = Var("ej", I64)  # one variable per loop: each binding site owns its variable
+        src = ops.scratch[r_var * nr + j_var]
+        dst = (ops.i0 + r_var, j0 + j_var)
+        value = ops.c.load(dst) + src if accumulate else src
+        return For(j_var, 0, valid, ForKind.SERIAL, BufferStore(ops.c, value, dst))
+
+    edge = seq(
+        spill, For(r_var, 0, rows, ForKind.SERIAL, IfThenElse(ops.first, edge_loop(False), edge_loop(True)))
+    )
     return IfThenElse(j0 + nr <= ops.n, full, edge)
 
 
