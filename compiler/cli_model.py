@@ -57,11 +57,12 @@ def input_file(text: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
-def collect_dims(pairs) -> dict:
+def collect_dims(pairs, option: str = "--dim") -> dict:
+    """{name: value} of repeated NAME=... options; the same name twice with different values is an error."""
     out: dict = {}
     for name, value in pairs or []:
         if name in out and out[name] != value:
-            raise UnsupportedError(f"dim {name!r} is given twice, as {out[name]} and {value}")
+            raise UnsupportedError(f"{option} {name} is given twice, as {out[name]} and {value}")
         out[name] = value
     return out
 
@@ -151,7 +152,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
         with PassContext(instruments=[*PassContext.current().instruments, progress]):
             exe = compile_module(mod, target=args.target, dims=dims or None, dump_ir=args.dump_ir)
         progress.step(f"writing {out}")
-        exe.save(out)
+        try:
+            exe.save(out)
+        except OSError as exc:
+            raise Error(f"cannot write {out}: {exc.strerror or exc}") from None
     seconds = time.perf_counter() - start
     entry = exe.signature.get(exe.entry, {})
     params = ", ".join(f"{n}: {t}" for n, t in entry.get("params", []))
@@ -330,7 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     exe = shapeflow.load(path)
     inputs, notes, dim_notes = prepare_inputs(
-        exe, dict(collect_dims(args.input)), collect_dims(args.shape), args.seed
+        exe, collect_dims(args.input, "--input"), collect_dims(args.shape, "--shape"), args.seed
     )
     if dim_notes:
         print("dims: " + ", ".join(dim_notes))

@@ -120,6 +120,10 @@ def test_bad_inputs_are_one_line_errors(compiled, tmp_path, capsys):
     (tmp_path / "cut.onnx").write_bytes(b"\x08\x07\x12\x04abc")  # protobuf cut inside a field
     _one_line_error(capsys, main(["compile", str(tmp_path / "cut.onnx")]), "ParseError", "ONNX")
     _one_line_error(capsys, main(["bogus-command"]), "invalid choice")
+    _one_line_error(
+        capsys, main(["compile", txt, "-o", str(tmp_path / "no" / "dir" / "a.sfa")]), "cannot write"
+    )
+    _one_line_error(capsys, main(["run", sfa, "--shape", "n=3", "--shape", "n=4"]), "given twice")
 
 
 def test_debug_shows_the_traceback(compiled, capsys):
