@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -393,11 +394,25 @@ def main(argv=None) -> dict:
         else ([1, 17] if opts.quick else [1, 17, 128, 384])
     )
     reps, budget = (3, 2.0) if opts.quick else (10, 10.0)
-    report: dict = {"seqs": seqs, "batch": 1, "hidden": HIDDEN, "heads": HEADS, "ffn": FFN}
+    report: dict = {
+        "seqs": seqs,
+        "batch": 1,
+        "hidden": HIDDEN,
+        "heads": HEADS,
+        "ffn": FFN,
+        "notes": [
+            "shapeflow kernels come from compile()'s default lowering: no schedule rules are wired in yet, "
+            "so matmuls are the legalized loop nests, not the passes/hierarchy GEMM kernels",
+            "tvm: apache-tvm's default tvm.compile(target='llvm') of the Relax module, no tuning",
+            "timings are best-of-N wall times on a shared machine; load_average shows how busy it was",
+        ],
+        "load_average_before": [round(v, 2) for v in os.getloadavg()],
+    }
     for kind in opts.models.split(","):
         report[kind] = bench_model(kind, seqs, reps, budget, not opts.no_torch, not opts.no_tvm)
     report["vm_dispatch"] = dispatch_overhead(number=300 if opts.quick else 2000)
     report["encoder_memory"] = memory_report(seqs)
+    report["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(report, indent=2))
     return report
 
