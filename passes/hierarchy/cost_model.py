@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from shapeflow.passes.hierarchy.hardware import CPUModel
 from shapeflow.passes.hierarchy.measure import MicroKernelResult
+from shapeflow.passes.hierarchy.microkernel import tail_cover
 
 PARALLEL_OVERHEAD_S = 4e-6  # waking a thread team
 CALL_OVERHEAD_S = 25e-9  # one micro-kernel call: loop setup, C tile address math
@@ -131,7 +132,7 @@ class CostModel:
         k_blocks = math.ceil(k / kc)
         flops_per_row = 2.0 * nr * k * panels
         compute = flops_per_row * full * mr / self.rate(mr)
-        tail_blocks = [p for p in (32, 16, 8, 4, 2, 1) if tail & p]  # as microkernel.row_dispatch covers it
+        tail_blocks = tail_cover(mr, tail)  # as microkernel.row_dispatch covers it
         for p in tail_blocks:
             compute += flops_per_row * p / self.rate(p)
         blocks_per_panel = full + len(tail_blocks)

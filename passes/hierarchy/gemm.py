@@ -24,7 +24,7 @@ from shapeflow.passes.hierarchy.cost_model import CostModel, Decomposition, pick
 from shapeflow.passes.hierarchy.gemm_ir import LEVELS, GemmSignature, build_gemm_func, build_pack_func
 from shapeflow.passes.hierarchy.hardware import CPUModel, host_cpu_model
 from shapeflow.passes.hierarchy.measure import MicroKernelResult, load_or_measure
-from shapeflow.passes.hierarchy.microkernel import MicroKernelShape
+from shapeflow.passes.hierarchy.microkernel import MicroKernelShape, tail_cover
 
 log = logging.getLogger("shapeflow.hierarchy")
 
@@ -165,7 +165,7 @@ class GemmKernel:
             "pc": f"KC = {d.kc} of K = {k}",
             "ic": f"MC = {d.mc} rows",
             "jr": f"NR = {d.nr} columns (ceil({n}/{d.nr}) = {-(-n // d.nr)} panels)",
-            "ir": f"MR = {d.mr} rows (M tail: {M % d.mr} rows in power-of-two blocks)",
+            "ir": f"MR = {d.mr} rows (M tail of {M % d.mr}: blocks {tail_cover(d.mr, M % d.mr)})",
             "k": f"{d.kc} vector FMA steps",
         }
         lines = [f"{self.name} M={M} N={n} K={k}" + (f" batch={batch}" if batch > 1 else "")]

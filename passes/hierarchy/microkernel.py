@@ -137,15 +137,35 @@ def store_tile(shape: MicroKernelShape, rows: int, ops: MicroKernelOperands) -> 
     return IfThenElse(j0 + nr <= ops.n, full, edge)
 
 
+EXACT_TAILS_UP_TO = 8
+
+
 def tail_blocks(mr: int) -> list[int]:
-    """Register-block heights that cover an M tail of 1..mr-1 rows: the powers of two below `mr`."""
+    """Register-block heights compiled to cover an M tail of 1..mr-1 rows."""
+    if mr <= EXACT_TAILS_UP_TO:
+        return list(range(mr - 1, 0, -1))
     return [p for p in (32, 16, 8, 4, 2, 1) if p < mr]
 
 
+def tail_cover(mr: int, rows: int) -> list[int]:
+    """The blocks `row_dispatch` runs for a tail of `rows` (< mr) rows, largest first."""
+    if rows <= 0:
+        return []
+    if mr <= EXACT_TAILS_UP_TO:
+        return [rows]
+    return [p for p in (32, 16, 8, 4, 2, 1) if rows & p]
+
+
 def row_dispatch(shape: MicroKernelShape, rows: PrimExpr, ops: MicroKernelOperands) -> Stmt:
-    """Run the full MR-row micro-kernel, or cover a tail of `rows` < MR rows with power-of-two blocks
-    (11 rows = 8 + 2 + 1, each its own code with fewer accumulators). Powers of two rather than one
-    variant per height keep the code, and the compile time, at log2(MR) extra kernels."""
+    """Run the full MR-row micro-kernel, or cover a tail of `rows` < MR rows with smaller blocks.
+
+    Up to MR = 8 every tail height has its own block, so a tail reads the B micro-panel once. Above,
+    power-of-two blocks (11 rows = 8 + 2 + 1) keep the code, and the compile time, at log2(MR) blocks."""
+    if shape.mr <= EXACT_TAILS_UP_TO:
+        stmt: Stmt = micro_kernel(shape, shape.mr, ops)
+        for r in range(1, shape.mr):
+            stmt = IfThenElse(rows == r, micro_kernel(shape, r, ops), stmt)
+        return stmt
     tail: list[Stmt] = []
     for p in tail_blocks(shape.mr):
         start = rows // (2 * p) * (2 * p)  # the rows covered by the larger blocks before this one
@@ -162,4 +182,5 @@ __all__ = [
     "row_dispatch",
     "store_tile",
     "tail_blocks",
+    "tail_cover",
 ]
