@@ -117,7 +117,7 @@ class GemmKernel:
     def pack_weights(self, b) -> PackedWeights:
         """Pack B (K, N) -- W (N, K) for `dense` -- into the kernels' layout. Do it once per weight."""
         fn = f"{self.name}.pack_weights"
-        batched = np.ndim(b) == 3
+        batched = self.batched and np.ndim(b) == 3  # one weight per batch entry
         b = _check_array("B", b, 3 if batched else 2, fn)
         n, k = (b.shape[-2], b.shape[-1]) if self.transposed else (b.shape[-1], b.shape[-2])
         self._check_nk(n, k, fn, "B")

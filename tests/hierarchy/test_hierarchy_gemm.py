@@ -115,6 +115,8 @@ def test_user_errors(sym_gemm):
         sym_gemm(_rand(3, 8), packed, np.empty((3, 4), np.float32))
     with pytest.raises(UnsupportedError):
         build_gemm(8, 8, dtype="float16")
+    with pytest.raises(ShapeError):
+        sym_gemm.pack_weights(_rand(2, 8, 5))  # a stack of weights for a kernel that is not batched
 
 
 def test_output_in_place_and_k_zero(sym_gemm):
