@@ -30,7 +30,19 @@ from shapeflow.ir.functor import collect, post_order_visit, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.tir.buffer import Buffer
-from shapeflow.ir.tir.stmt import Block, BlockRealize, BufferRegion, BufferStore, For, Range, SeqStmt, Stmt
+from shapeflow.ir.tir.stmt import (
+    Block,
+    BlockRealize,
+    BufferRegion,
+    BufferStore,
+    For,
+    ForKind,
+    IterVar,
+    Range,
+    SeqStmt,
+    Stmt,
+    seq,
+)
 from shapeflow.passes.schedule.state import fail, walk
 
 Interval = tuple[PrimExpr, PrimExpr]  # inclusive (lo, hi)
@@ -281,8 +293,6 @@ def edit_scope(sch, scope_name: str, insert: dict[int, list[Stmt]], allocs=(), d
         out.extend(insert.get(k, []))
         if k < len(items):
             out.append(items[k])
-    from shapeflow.ir.tir.stmt import seq  # noqa: PLC0415
-
     buffers = tuple(b for b in block.alloc_buffers if not any(b is d for d in drop)) + tuple(allocs)
     new_block = replace(block, body=seq(out), alloc_buffers=buffers)
     sch.commit({id(realize): replace(realize, block=new_block)})
@@ -290,8 +300,6 @@ def edit_scope(sch, scope_name: str, insert: dict[int, list[Stmt]], allocs=(), d
 
 def copy_nest(sch, name: str, dst: Buffer, src: Buffer) -> Stmt:
     """A loop nest with one block `name` copying all of `src` into `dst` (same shape)."""
-    from shapeflow.ir.tir.stmt import ForKind, IterVar  # noqa: PLC0415
-
     loop_vars = [Var(f"ax{d}") for d in range(len(src.shape))]
     block_vars = [Var(f"v{d}") for d in range(len(src.shape))]
     iter_vars = tuple(IterVar(v, Range.from_extent(e)) for v, e in zip(block_vars, src.shape))

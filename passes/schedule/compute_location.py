@@ -9,7 +9,7 @@ other side needs or produces per iteration of the target loop, clamped to the bl
 from __future__ import annotations
 
 from shapeflow.ir.expr import BufferLoad, PrimExpr, Var, max_expr, min_expr
-from shapeflow.ir.functor import Mutator, substitute
+from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.ir.tir.stmt import Block, BlockRealize, BufferStore, For, ForKind, IterType, Stmt, seq
@@ -46,8 +46,6 @@ def point_write(realize: BlockRealize, prim: str) -> tuple[Buffer, list[Var]]:
 
 
 def _stores(stmt: Stmt) -> list[BufferStore]:
-    from shapeflow.ir.functor import collect  # noqa: PLC0415
-
     return collect(stmt, BufferStore)
 
 
@@ -208,8 +206,6 @@ def sorted_doms(block: Block, buf: Buffer) -> list[PrimExpr]:
 
 
 def _loads_of(block: Block) -> list[tuple[Buffer, tuple]]:
-    from shapeflow.ir.functor import collect  # noqa: PLC0415
-
     loads = [x for part in (block.init, block.body) if part is not None for x in collect(part, BufferLoad)]
     return [(x.buffer, x.indices) for x in loads]
 

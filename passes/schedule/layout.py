@@ -323,10 +323,8 @@ def pad(sch: Schedule, block: BlockRV, padding: Sequence[int]) -> None:
 
 
 def _all_exprs(b: Block) -> list[PrimExpr]:
-    from shapeflow.ir.expr import PrimExpr as P  # noqa: PLC0415
-
     parts = [p for p in (b.init, b.body) if p is not None]
-    return [n for p in parts for n in collect(p, P)]
+    return [n for p in parts for n in collect(p, PrimExpr)]
 
 
 def _rebuild_loops(
