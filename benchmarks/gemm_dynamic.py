@@ -3,14 +3,15 @@ apache-tvm's default build of the same dynamic Relax matmul, in one process.
 
     python benchmarks/gemm_dynamic.py [--quick] [--threads 2] [--repeat 30] [--budget 1.0] [--no-tvm]
 
-Prints one JSON object: per shape the best-of-N times (microseconds), ratios peer time / shapeflow time
-(above 1 means shapeflow is faster), GFLOP/s and the fraction of the measured peak (the best micro-kernel
-on L1-resident panels, times the threads), and the decomposition the cost model chose; then geomeans.
+Prints one JSON object: per shape the best-of-N times (microseconds, runs interleaved in rounds), ratios
+peer time / shapeflow time (above 1 means shapeflow is faster), GFLOP/s and the fraction of the measured
+peak (the best micro-kernel on L1-resident panels, times the threads), and the decomposition the cost model
+chose; then geomeans.
 
 One family serves everything: `build_gemm(None, None)` (M, N and K all symbolic) is compiled once; the
-weights of each (N, K) are packed once, outside the timings. Libraries are timed one after another per
-shape (not interleaved) with a pause between, so that one runtime's spinning threads do not slow the
-other's. The machine may be shared: best-of-N is what is reported, and `load_average` is recorded.
+weights of each (N, K) are packed once, outside the timings. Libraries are timed in rounds, one run of
+each per round with a short pause between (so one runtime's spinning threads do not slow the next), and
+the best of the rounds is kept. The machine may be shared: `load_average` is recorded with the results.
 """
 
 from __future__ import annotations
@@ -54,21 +55,28 @@ from shapeflow.passes.hierarchy.microkernel import MicroKernelShape  # noqa: E40
 from shapeflow.runtime import threadpool  # noqa: E402
 
 
-def best_of(fn, repeat: int, budget: float) -> float:
-    fn()  # warm up: page faults, thread start
-    best = math.inf
+def best_of_interleaved(fns: dict, repeat: int, budget: float) -> dict:
+    """Best time of each function, timed in rounds (one run of each per round) so that load from other
+    processes, which comes and goes, falls on every library alike. Stops after `repeat` rounds or once
+    `budget` seconds are spent (at least 3 rounds)."""
+    for fn in fns.values():
+        fn()  # warm up: page faults, thread start
+    best = dict.fromkeys(fns, math.inf)
     start = time.perf_counter()
     for i in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+            settle()
         if time.perf_counter() - start > budget and i >= 2:
             break
     return best
 
 
 def settle():
-    time.sleep(0.05)  # let the previous runtime's threads stop spinning
+    if ARGS.threads > 1:
+        time.sleep(0.02)  # let the previous runtime's threads stop spinning
 
 
 def make_torch():
@@ -154,25 +162,20 @@ def main():
             np.matmul(a, b, out=c_ref)
             err = float(np.abs(c - c_ref).max() / max(1.0, float(np.abs(c_ref).max())))
             row = {"M": m, "N": n, "K": k, "rel_err": err, "pack_weights_ms": pack_s * 1e3}
-            row["shapeflow_us"] = (
-                best_of(lambda a=a, p=packed, c=c: kernel(a, p, c), ARGS.repeat, ARGS.budget) * 1e6
-            )
-            settle()
-            row["numpy_us"] = (
-                best_of(lambda a=a, b=b, c=c_ref: np.matmul(a, b, out=c), ARGS.repeat, ARGS.budget) * 1e6
-            )
-            settle()
+            fns = {
+                "shapeflow": lambda a=a, p=packed, c=c: kernel(a, p, c),
+                "numpy": lambda a=a, b=b, c=c_ref: np.matmul(a, b, out=c),
+            }
             if torch is not None:
                 ta, tc = torch.from_numpy(a), torch.from_numpy(c_ref)
-                row["torch_us"] = (
-                    best_of(lambda x=ta, y=tb, z=tc: torch.matmul(x, y, out=z), ARGS.repeat, ARGS.budget)
-                    * 1e6
-                )
-                settle()
+                fns["torch"] = lambda x=ta, y=tb, z=tc: torch.matmul(x, y, out=z)
+            for name, seconds in best_of_interleaved(fns, ARGS.repeat, ARGS.budget).items():
+                row[f"{name}_us"] = seconds * 1e6
             if tvm_runner is not None and flops <= ARGS.tvm_max_flops:
                 run = tvm_runner(n, k)
-                row["tvm_us"] = best_of(lambda f=run, a=a, b=b: f(a, b), 3, ARGS.budget) * 1e6
-                settle()
+                row["tvm_us"] = (
+                    best_of_interleaved({"tvm": lambda f=run, a=a, b=b: f(a, b)}, 3, 0.0)["tvm"] * 1e6
+                )
             for peer in ("numpy", "torch", "tvm"):
                 if f"{peer}_us" in row:
                     row[f"ratio_{peer}"] = row[f"{peer}_us"] / row["shapeflow_us"]
