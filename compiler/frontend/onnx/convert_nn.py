@@ -5,7 +5,7 @@ from __future__ import annotations
 from shapeflow.frontend.onnx.context import Context, Node, scalar
 from shapeflow.frontend.onnx.registry import converter
 from shapeflow.ir.graph import op
-from shapeflow.ir.graph.shape import as_int
+from shapeflow.ir.graph.shape import as_int, compare_dims
 
 
 def _float(ctx: Context, node: Node, index: int = 0):
@@ -190,6 +190,10 @@ def _group_norm(ctx, node):
     return op.group_norm(x, scale, bias, groups, node.attr("epsilon", 1e-5))
 
 
+def _same_shape(a, b) -> bool:
+    return len(a) == len(b) and all(compare_dims(x, y) is True for x, y in zip(a, b))
+
+
 def _moments(x, axes, epsilon, dtype):
     mean = op.mean(x, axes, True)
     centered = op.subtract(x, mean)
@@ -209,13 +213,8 @@ def _layer_norm(ctx, node):
     node.attr("stash_type")
     scale = ctx.expr(node.inputs[1])
     bias = ctx.expr(node.inputs[2]) if node.input(2) else op.zeros(tuple(shape[axis:]), str(dtype))
-    scale_shape, bias_shape = (
-        ctx.shape(node.inputs[1]),
-        (ctx.shape(node.inputs[2]) if node.input(2) else None),
-    )
-    if tuple(scale_shape) != tuple(shape[axis:]) or (
-        bias_shape is not None and tuple(bias_shape) != tuple(shape[axis:])
-    ):
+    params = [node.inputs[1]] + ([node.inputs[2]] if node.input(2) else [])
+    if not all(_same_shape(ctx.shape(p), shape[axis:]) for p in params):
         scale = op.broadcast_to(scale, tuple(shape[axis:]))
         bias = op.broadcast_to(bias, tuple(shape[axis:]))
     y = op.layer_norm(x, scale, bias, axes, epsilon)
@@ -232,7 +231,7 @@ def _rms_norm(ctx, node):
     axis = node.attr("axis", -1) % len(shape)
     node.attr("stash_type")
     scale = ctx.expr(node.inputs[1])
-    if tuple(ctx.shape(node.inputs[1])) != tuple(shape[axis:]):
+    if not _same_shape(ctx.shape(node.inputs[1]), shape[axis:]):
         scale = op.broadcast_to(scale, tuple(shape[axis:]))
     return op.rms_norm(x, scale, tuple(range(axis, len(shape))), node.attr("epsilon", 1e-5))
 

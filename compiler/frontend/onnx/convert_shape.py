@@ -422,6 +422,8 @@ def _pad(ctx, node):
     for k, a in enumerate(axes):
         width[2 * a], width[2 * a + 1] = pads[k], pads[k + len(axes)]
     fill = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
+    if not any(width):  # nothing to pad: the input itself (pad's legalization would alias it)
+        return ctx.expr(node.inputs[0])
     return op.pad(ctx.expr(node.inputs[0]), tuple(width), fill)
 
 

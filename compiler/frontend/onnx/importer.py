@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 from shapeflow.errors import CompileError, Error, ParseError, UnsupportedError, VerifyError
 from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registers its converters
+    convert_attention,
     convert_elementwise,
     convert_misc,
     convert_nn,
@@ -117,7 +118,7 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto, opset: int) -> None:
     for name in proto.input:
         if name and not ctx.has(name):
             raise ParseError(f"ONNX node {proto.name or proto.op_type!r} reads undefined tensor {name!r}")
-    if proto.op_type in UPCAST_OPS and _upcast(ctx, conv, proto, version):
+    if proto.op_type not in NO_UPCAST_OPS and _upcast(ctx, conv, proto, version):
         return
     node = Node(proto, version)
     outputs = _run(ctx, conv, node)
@@ -143,14 +144,16 @@ def _run(ctx: Context, conv, node: Node) -> list:
     return outputs
 
 
-# Math whose float16/bfloat16 form is computed in float32 and rounded once at the end (as onnxruntime
-# does): composite activations and normalizations lose too much precision in 16-bit intermediates.
-# Single ops (Softmax, reductions) stay in 16 bits, as the ONNX reference computes them.
-UPCAST_OPS = frozenset(
+# float16/bfloat16 arithmetic is computed in float32 and rounded once per op, as numpy and onnxruntime do
+# (16-bit accumulation in compiled reductions and matmuls drifts past the suite's tolerance). Ops that
+# only move or compare data keep their 16-bit operands.
+NO_UPCAST_OPS = frozenset(
     {
-        "Celu", "Elu", "Selu", "Softplus", "Softsign", "Mish", "HardSigmoid", "HardSwish", "Gelu", "Swish",
-        "LayerNormalization", "RMSNormalization", "GroupNormalization", "InstanceNormalization",
-        "Tan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
+        "Cast", "CastLike", "Reshape", "Transpose", "Concat", "Slice", "Gather", "GatherElements",
+        "Squeeze", "Unsqueeze", "Flatten", "Expand", "Tile", "Identity", "Shape", "Size", "Split",
+        "Pad", "Where", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "IsNaN", "IsInf",
+        "Dropout", "DepthToSpace", "SpaceToDepth", "Trilu", "Constant", "ConstantOfShape", "Abs", "Neg",
+        "Relu", "Max", "Min", "ReduceMax", "ReduceMin", "ArgMax", "ArgMin", "Sign", "Floor", "Ceil",
     }
 )  # fmt: skip
 _LOW_PRECISION = ("float16", "bfloat16")
