@@ -5,14 +5,18 @@ family, `choose(M, N, K)` estimates the time of a few dozen decompositions and r
 
 - which compiled micro-kernel (MR) to use (they share NR, the layout the weights are packed in);
 - the parallel split of work items over the cores: over M row ranges (pm) or N panel ranges (pn);
-- the cache tiles: KC from L1 (a KC x NR micro-panel of B in half of L1) or all of K when B is not reused
-  across register blocks; MC from L2 (the MC x KC block of A in half of L2); NC (panels) from L2.
+- the cache tiles: KC from L1 (a KC x NR micro-panel of B in half of L1, or multiples, or all of K when B
+  is not reused across register blocks); MC from L2 (the MC x KC block of A in half of L2); NC from this
+  core's share of L3 (the KC x NC block of B);
+- whether to pack A: copy each MC x KC block to a buffer with row stride KC when rows K apart would fall
+  into too few L2 sets (a power-of-two K), at the cost of the copy.
 
 The estimate per work item is max(compute, memory) + overhead, where compute is flops divided by the
 measured rate of each register block used (full MR blocks and the smaller block of the M tail), memory is
-the bytes of A and B that miss the caches divided by DRAM bandwidth, and overhead counts micro-kernel calls
-and the C tile traffic of K blocking. The critical path is the most loaded thread (static scheduling). It is
-a ranking model, not a predictor: no shape is ever timed, and nothing here depends on samples.
+the bytes of A and B that miss the caches divided by DRAM bandwidth, and overhead counts micro-kernel calls,
+the C tile traffic of K blocking and the copy of packing A. The critical path is the most loaded thread
+(static scheduling). It is a ranking model, not a predictor: no shape is ever timed, nothing depends on
+samples.
 """
 
 from __future__ import annotations
