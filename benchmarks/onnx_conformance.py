@@ -5,8 +5,10 @@ run the same way (the model as it is, the test's inputs, the test's rtol/atol); 
     python benchmarks/onnx_conformance.py --engine interpret --workers 4 --details out.json
 
 "unsupported" is a refusal at import/compile time (shapeflow: UnsupportedError; onnxruntime: no session);
-"fail" is everything else that is not a pass. Each worker process runs a slice of the cases; a case that
-kills its worker counts as a failure of that case.
+"fail" is everything else that is not a pass. The shapeflow counts are for the model as it is; unless
+--no-freeze, "with_frozen_inputs" adds the cases that pass once the graph inputs shapeflow needs at import
+time (reduction axes, Reshape targets fed as inputs) are fixed to the test's values. Each worker
+process runs a slice of the cases.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ import time
 
 
 def _work(args):
-    engine, index, count = args
+    engine, index, count, freeze = args
     from shapeflow.frontend.onnx.conformance import collect_cases, run_case  # noqa: PLC0415
 
     cases = collect_cases()[index::count]
-    return [(o.name, o.status, o.message) for o in (run_case(c, engine) for c in cases)]
+    outcomes = (run_case(c, engine, freeze_inputs=freeze) for c in cases)
+    return [(o.name, o.status, o.message, o.frozen) for o in outcomes]
 
 
-def run_engine(engine: str, workers: int) -> tuple[dict, list]:
+def run_engine(engine: str, workers: int, freeze: bool = False) -> tuple[dict, list]:
     from shapeflow.frontend.onnx.conformance import Outcome, summarize  # noqa: PLC0415
 
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers) as pool:
-        parts = pool.map(_work, [(engine, i, workers) for i in range(workers)])
+        parts = pool.map(_work, [(engine, i, workers, freeze) for i in range(workers)])
     outcomes = [Outcome(*row) for part in parts for row in part]
     summary = summarize(outcomes)
     summary["seconds"] = round(time.perf_counter() - start, 1)
@@ -44,12 +47,17 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", choices=("compile", "interpret"), default="compile")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-onnxruntime", action="store_true")
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="do not also count cases that pass once value-determining inputs are fixed at import time",
+    )
     parser.add_argument("--details", help="write every case's outcome to this JSON file")
     args = parser.parse_args(argv)
 
     report = {}
     details = {}
-    summary, outcomes = run_engine(args.engine, args.workers)
+    summary, outcomes = run_engine(args.engine, args.workers, freeze=not args.no_freeze)
     report[f"shapeflow_{args.engine}"] = summary
     details["shapeflow"] = [o.__dict__ for o in outcomes]
     if not args.skip_onnxruntime:

@@ -165,7 +165,7 @@ class Context:
             return None
         value = self.known.get(name)
         if value is None or value.dtype == object:
-            raise node.unsupported(f"input {what!r} must be a constant known at import time")
+            raise _needs_value(node, name, f"input {what!r} must be a constant known at import time")
         return value
 
     def shape_arg(self, node: Node, index: int, what: str) -> list:
@@ -173,8 +173,8 @@ class Context:
         name = node.input(index)
         value = self.known.get(name) if name else None
         if value is None:
-            raise node.unsupported(
-                f"input {what!r} must be known at import time (a shape computed at run time)"
+            raise _needs_value(
+                node, name, f"input {what!r} must be known at import time (computed at run time)"
             )
         return [int(v) if isinstance(v, (int, np.integer)) else v for v in value.reshape(-1).tolist()]
 
@@ -225,6 +225,14 @@ class Context:
             self.known[name] = folded
             return
         self.values[name] = self.emit(value, name)
+
+
+def _needs_value(node: Node, tensor: str, message: str) -> UnsupportedError:
+    """The refusal of a run-time tensor where a value is needed now; `.tensor` names the ONNX tensor, so
+    that a caller may supply it with from_onnx(..., constants={name: value}) if it is a graph input."""
+    error = node.unsupported(message)
+    error.tensor = tensor
+    return error
 
 
 def scalar(value, dtype) -> G.Constant:
