@@ -30,7 +30,8 @@ from shapeflow.ir.functor import Mutator
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.ops.registry import get_op_def, infer_call_type, make_call
-from shapeflow.ir.graph.shape import free_vars
+from shapeflow.ir.graph.ops.te_util import with_index_checks, with_shape_asserts
+from shapeflow.ir.graph.shape import free_vars, record_requirements
 from shapeflow.ir.graph.types import TensorType, TupleType, Type
 from shapeflow.ir.module import IRModule
 from shapeflow.ir.structural import structural_equal, structural_hash
@@ -73,7 +74,8 @@ def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Ty
     op_def = get_op_def(call.op)
     if op_def.legalize is None:
         raise UnsupportedError(f"op '{op_def.name}' has no legalization to loops")
-    out_type = infer_call_type(call, arg_types)
+    with record_requirements() as requirements:  # the shape relations the kernel will rely on
+        out_type = infer_call_type(call, arg_types)
     in_fields = [_tensor_fields(t, f"argument {i}", op_def.name)[0] for i, t in enumerate(arg_types)]
     for i, t in enumerate(arg_types):
         if isinstance(t, TupleType):
@@ -100,9 +102,11 @@ def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Ty
         if id(v) not in direct and all(v is not s for s in scalars):
             scalars.append(v)
     func = te.create_prim_func([*inputs, *outputs, *scalars], name=op_def.name)
-    if op_def.index_checks is not None:  # the values of index inputs, asserted in the kernel itself
-        from shapeflow.ir.graph.ops.te_util import with_index_checks  # noqa: PLC0415
-
+    # Unproved shape relations (also checked by the VM on entry, with better messages) and the values of
+    # index inputs are asserted in the kernel itself: it then never reads out of bounds, whoever calls
+    # it and wherever (inside If branches too).
+    func = with_shape_asserts(func, requirements)
+    if op_def.index_checks is not None:
         func = with_index_checks(func, inputs, op_def.index_checks(inputs, **attrs))
     return func, out_type
 

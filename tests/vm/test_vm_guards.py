@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 import shapeflow as sf
 from shapeflow.ir import Var
 from shapeflow.ir.graph import BlockBuilder, GraphVar, TensorType, op
+from shapeflow.ir.graph.expr import BindingBlock, If, SeqExpr, VarBinding
+from shapeflow.ir.graph.legalize import legalize_call
 from shapeflow.runtime.vm.guards import shape_guards
 
 F32 = "float32"
@@ -230,3 +232,34 @@ def test_split_of_a_symbolic_dim_checked():
     for got, want in zip(points(x), np.split(x, (1, 3))):
         np.testing.assert_array_equal(got, want)
     refuses(points, (rand(2, 2),), "split")  # the second section would read rows 1..2 of 2
+
+
+def test_ops_inside_if_branches_are_checked_by_their_kernels():
+    """Branch bodies run only when taken, so the VM checks nothing for them on entry: the kernels assert
+    their own shape requirements."""
+    c = GraphVar("c", TensorType((), "bool"))
+    a, b = GraphVar("a", TensorType((n, k1), F32)), GraphVar("b", TensorType((k2, m), F32))
+    v, w = GraphVar("v", TensorType((n, m), F32)), GraphVar("w", TensorType((n, m), F32))
+    bb = BlockBuilder()
+    with bb.function("main", [c, a, b]):
+        then = SeqExpr((BindingBlock((VarBinding(v, op.matmul(a, b)),)),), v)
+        other = SeqExpr((BindingBlock((VarBinding(w, op.zeros((n, m), F32)),)),), w)
+        bb.emit_func_output(bb.emit(If(c, then, other)))
+    exe = sf.compile(bb.get())
+    x, y = rand(2, 3), rand(3, 4)
+    np.testing.assert_allclose(exe(np.array(True), x, y), x @ y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(exe(np.array(False), rand(2, 30), y), np.zeros((2, 4)))  # not taken
+    refuses(exe, (np.array(True), rand(2, 30), y), "'matmul'", error=sf.Error)
+
+
+def test_legalized_kernel_checks_its_own_shape_requirements():
+    """Called directly (no VM), a kernel with unprovable shape relations still refuses bad arrays."""
+    a, b = GraphVar("a", TensorType((n, k1), F32)), GraphVar("b", TensorType((k2, m), F32))
+    func, _ = legalize_call(op.matmul(a, b), [a.type, b.type])
+    lib = sf.build(sf.ir.IRModule({"mm": func}), target="cpu")
+    x, y = rand(2, 3), rand(3, 4)
+    out = np.empty((2, 4), F32)
+    lib["mm"](x, y, out)
+    np.testing.assert_allclose(out, x @ y, rtol=1e-5, atol=1e-5)
+    with pytest.raises(sf.Error, match="contracted"):
+        lib["mm"](rand(2, 30), y, out)

@@ -132,14 +132,31 @@ class IndexCheck:
     message: str
 
 
+def with_shape_asserts(func: PrimFunc, requirements: Sequence) -> PrimFunc:
+    """`func` asserting, before anything else, the shape requirements (shapeflow.ir.graph.shape.Requirement)
+    its op's inference recorded: relations between the kernel's symbolic dims that it relies on."""
+    conds = {"equal": E.EQ, "le": E.LE}
+    asserts = []
+    for r in requirements:
+        if r.kind == "broadcast":
+            cond = E.logical_or(E.EQ(r.value, const(1, "int64")), E.EQ(r.value, r.other))
+        else:
+            cond = conds[r.kind](r.value, r.other)
+        asserts.append(AssertStmt(cond, r.what))
+    return _prepend(func, asserts) if asserts else func
+
+
+def _prepend(func: PrimFunc, stmts: Sequence[Stmt]) -> PrimFunc:
+    realize = func.body
+    root = realize.block
+    return func.with_body(replace(realize, block=replace(root, body=seq(*stmts, root.body))))
+
+
 def with_index_checks(func: PrimFunc, inputs: Sequence[te.Tensor], checks: Sequence[IndexCheck]) -> PrimFunc:
     """`func` (made by create_prim_func with `inputs` as its first parameters) asserting `checks` first."""
     buffers = {id(t): p for t, p in zip(inputs, func.params)}
     nests = [_check_nest(buffers[id(c.indices)], c.extent, c.message) for c in checks]
-    realize = func.body
-    root = realize.block
-    body = replace(realize, block=replace(root, body=seq(*nests, root.body)))
-    return func.with_body(body)
+    return _prepend(func, nests) if nests else func
 
 
 def _check_nest(buf: Buffer, extent: PrimExpr, message: str) -> Stmt:
