@@ -71,7 +71,7 @@ def build_cpu(functions: dict[str, PrimFunc], target: Target):
     from shapeflow.runtime.threadpool import thread_runtime_available  # noqa: PLC0415
 
     options = CodegenOptions(
-        fast_math=target.fast_math,
+        float_mode=target.float_mode,
         parallel=thread_runtime_available(),
         ndarray_data_offset=ndarray_data_offset(),
         num_threads=target.num_threads,

@@ -1,13 +1,26 @@
-"""Compilation targets: `Target("cpu")`, `Target.from_str("cpu fast_math=0 num_threads=4")`.
+"""Compilation targets: `Target("cpu")`, `Target.from_str("cpu strict_float=1 num_threads=4")`.
 
 - `cpu` (alias `llvm`): the host CPU through LLVM. `cpu`/`features` empty mean the host's own (LLVM's
   host CPU name and feature list, e.g. AVX-512), so code is tuned for where it runs.
 - `cuda`: accepted as a name; building for it raises UnsupportedError until the CUDA backend exists.
 
-`fast_math` (default on) lets LLVM reassociate float additions and multiplications, contract them into
-FMAs and ignore the sign of zero. Reassociation is what vectorizes float reductions (row sums), and the
-results differ from strict left-to-right evaluation only by rounding; NaN and infinities keep their IEEE
-meaning (no nnan/ninf). Turn it off for bit-exact sequential float semantics.
+Float semantics (`float_mode`, chosen by two flags; NaN and infinities always keep their IEEE meaning, no
+nnan/ninf flag is ever used):
+
+- default: IEEE arithmetic in program order, with two licences. (1) The accumulator update of a reduction,
+  a store `acc[idx] = acc[idx] op value` (op +, *, min, max) inside a loop over which `idx` is invariant,
+  may be reassociated, which is what vectorizes float row sums, maxima and softmax. Only that update is
+  reordered, so a result differs from left-to-right evaluation by rounding (and where an intermediate sum
+  overflows), while a NaN or infinite term still gives NaN or infinity. (2) A multiply feeding an add or
+  subtract may be contracted into an FMA, which skips the product's rounding: finite results change by
+  rounding, and a product that would overflow to infinity on its own can stay finite inside the FMA; NaN
+  and infinite inputs propagate as before. Nothing else is refolded, so e.g. `(a + c) - (a + c)` is NaN
+  for a NaN `a`, as in the interpreter.
+- `strict_float=True`: no licences, bit-exact with sequential evaluation (and with the interpreter);
+  float reductions do not vectorize.
+- `fast_math=True` (explicit opt-in): every float add/sub/mul/div may be reassociated and contracted and
+  the sign of zero ignored. Faster in places, but LLVM may then fold expressions like `x - x` to 0 even
+  where `x` is NaN or infinite, so results can disagree with the interpreter beyond rounding.
 
 `num_threads` fixes the thread count of parallel loops in the compiled code; None (default) follows
 `shapeflow.runtime.set_num_threads` / SHAPEFLOW_NUM_THREADS at every call.
@@ -30,8 +43,9 @@ class Target:
     cpu: str = ""
     features: str = ""
     num_threads: int | None = None
-    fast_math: bool = True
+    fast_math: bool = False
     opt_level: int = 3
+    strict_float: bool = False
 
     def __post_init__(self):
         kind = _KINDS.get(str(self.kind).strip().lower())
@@ -42,11 +56,18 @@ class Target:
             raise UnsupportedError(f"num_threads must be at least 1, got {self.num_threads}")
         if not 0 <= int(self.opt_level) <= 3:
             raise UnsupportedError(f"opt_level must be 0..3, got {self.opt_level}")
+        if self.fast_math and self.strict_float:
+            raise UnsupportedError("fast_math and strict_float cannot both be set")
+
+    @property
+    def float_mode(self) -> str:
+        """ "fast", "strict" or "default" (see the module docstring); the code generator's knob."""
+        return "fast" if self.fast_math else "strict" if self.strict_float else "default"
 
     @staticmethod
     def from_str(spec: str | Target) -> Target:
         """Parse "cpu", "cuda" or "cpu key=value ..." (keys: cpu, features, num_threads, fast_math,
-        opt_level)."""
+        strict_float, opt_level; a boolean key alone means true)."""
         if isinstance(spec, Target):
             return spec
         words = str(spec).split()
@@ -56,9 +77,9 @@ class Target:
         for word in words[1:]:
             key, sep, value = word.lstrip("-").partition("=")
             key = key.replace("-", "_")
-            if key == "fast_math":
+            if key in ("fast_math", "strict_float"):
                 if sep and value.lower() not in _TRUE | _FALSE:
-                    raise UnsupportedError(f"fast_math takes a boolean, got {value!r}")
+                    raise UnsupportedError(f"{key} takes a boolean, got {value!r}")
                 options[key] = (not sep) or value.lower() in _TRUE
             elif key in ("num_threads", "opt_level"):
                 options[key] = int(value)
@@ -94,8 +115,10 @@ class Target:
             parts.append(f"cpu={self.cpu}")
         if self.num_threads is not None:
             parts.append(f"num_threads={self.num_threads}")
-        if not self.fast_math:
-            parts.append("fast_math=0")
+        if self.fast_math:
+            parts.append("fast_math=1")
+        if self.strict_float:
+            parts.append("strict_float=1")
         if self.opt_level != 3:
             parts.append(f"opt_level={self.opt_level}")
         return " ".join(parts)

@@ -249,7 +249,7 @@ def int_divide(ctx, a: ir.Value, b: ir.Value, dtype: DataType, divisor_const: in
 def float_floor_ops(ctx, a: ir.Value, b: ir.Value, mode: str) -> ir.Value:
     """floor(a / b) and a - floor(a / b) * b for floats (numpy's floor_divide / remainder up to rounding)."""
     bld = ctx.builder
-    flags = ctx.fast_math
+    flags = ctx.float_flags()
     if mode == "floordiv":
         return call_intrinsic(ctx, "llvm.floor", [bld.fdiv(a, b, flags=flags)])
     r = bld.frem(a, b)

@@ -31,9 +31,23 @@ STATUS_MESSAGES = {STATUS_OUT_OF_MEMORY: "out of memory in a heap allocation of 
 EXPR_RULES: dict[type, Callable] = {}
 STMT_RULES: dict[type, Callable] = {}
 
-# Fast-math flags used when the target allows them. Reassociation lets LLVM vectorize float reductions,
-# contraction forms FMAs, nsz ignores the sign of zero. No nnan/ninf: NaN and infinity keep IEEE meaning.
-FAST_MATH_FLAGS = ("reassoc", "contract", "nsz")
+# Float flags, by `CodegenOptions.float_mode` (see compiler/target.py for the user-facing contract).
+# Reassociation is what lets LLVM vectorize a float reduction, but on arbitrary arithmetic it also licenses
+# folds such as (a + c) - (a + c) -> 0, which are wrong for NaN/inf inputs. So by default it is given only to
+# the accumulator update of a reduction (reduction.py), where reordering the chain of updates changes
+# rounding but not NaN/inf propagation (there are no nnan/ninf flags anywhere). `contract` (FMA forming)
+# is allowed everywhere by default: it skips the rounding of a product, which changes finite results by
+# rounding and can keep a product that would overflow finite, but never makes a NaN or infinite input
+# disappear.
+FAST_MATH_FLAGS = ("reassoc", "contract", "nsz")  # opt-in: every float operation may be reassociated
+DEFAULT_FLAGS = ("contract",)
+REDUCTION_FLAGS = ("reassoc", "contract")
+FLOAT_MODES = ("strict", "default", "fast")
+_FLAGS = {  # mode -> (flags of ordinary float arithmetic, flags of a reduction's accumulator update)
+    "strict": ((), ()),
+    "default": (DEFAULT_FLAGS, REDUCTION_FLAGS),
+    "fast": (FAST_MATH_FLAGS, FAST_MATH_FLAGS),
+}
 
 
 def expr_rule(*classes: type):
@@ -77,7 +91,9 @@ def _lookup(table: dict[type, Callable], cls: type, what: str) -> Callable:
 class CodegenOptions:
     """Knobs of the CPU code generator (set from `shapeflow.Target`)."""
 
-    fast_math: bool = True
+    # "strict": IEEE in program order, bit-exact with the interpreter; "default": strict except FMA
+    # contraction and reassociation of reduction accumulators; "fast": reassoc/contract/nsz everywhere.
+    float_mode: str = "default"
     # Emit parallel loops through libgomp; False runs them serially (no thread runtime available).
     parallel: bool = True
     # Offset of the data pointer inside a numpy array object, when the Python entry points may read it
@@ -141,6 +157,11 @@ class FunctionContext:
     noalias: set = field(default_factory=set)
     in_parallel: bool = False
     heap_live: list[ir.Value] = field(default_factory=list)
+    # One set per enclosing loop being emitted (innermost last): its loop variable and every variable bound
+    # inside it, i.e. what may change from one iteration to the next (reduction.py reads this).
+    loop_scopes: list[set] = field(default_factory=list)
+    # The float expression being emitted as a reduction's accumulator update (gets REDUCTION_FLAGS).
+    reduction_update: object = None
 
     def __post_init__(self):
         # Stack slots live in their own first block, so `alloca` never disturbs the builder's position;
@@ -158,9 +179,15 @@ class FunctionContext:
     def options(self) -> CodegenOptions:
         return self.mod.options
 
-    @property
-    def fast_math(self) -> tuple[str, ...]:
-        return FAST_MATH_FLAGS if self.mod.options.fast_math else ()
+    def float_flags(self, expr: PrimExpr | None = None) -> tuple[str, ...]:
+        """The fast-math flags of the float operation emitted for `expr` (None: an ordinary operation)."""
+        try:
+            ordinary, reduction = _FLAGS[self.mod.options.float_mode]
+        except KeyError:
+            raise CompileError(
+                f"unknown float mode {self.mod.options.float_mode!r} (known: {', '.join(FLOAT_MODES)})"
+            ) from None
+        return reduction if expr is not None and expr is self.reduction_update else ordinary
 
     # -- emission -------------------------------------------------------------------------------
     def emit_expr(self, expr: PrimExpr) -> ir.Value:
@@ -183,6 +210,8 @@ class FunctionContext:
         missing = object()
         old = self.env.get(var, missing)
         self.env[var] = value
+        for scope in self.loop_scopes:  # a variable bound inside a loop may vary with it
+            scope.add(var)
         try:
             yield
         finally:

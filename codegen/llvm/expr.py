@@ -106,17 +106,19 @@ def _int_minmax(pred):
 
 def _float_minmax(name):
     # llvm.minimum/maximum propagate NaN and order -0 < +0, like numpy's minimum/maximum.
-    return lambda ctx, a, b, dtype: call_intrinsic(ctx, name, [a, b])
+    return lambda ctx, a, b, flags: call_intrinsic(ctx, name, [a, b], flags=flags)
 
 
+# Float emitters take (ctx, a, b, flags): `flags` are ctx.float_flags(expr), so a reduction's accumulator
+# update gets reassociation and everything else the ordinary flags of the float mode.
 _ARITH = {
-    Add: (lambda c, a, b, d: c.builder.add(a, b), lambda c, a, b, d: c.builder.fadd(a, b, flags=c.fast_math)),
-    Sub: (lambda c, a, b, d: c.builder.sub(a, b), lambda c, a, b, d: c.builder.fsub(a, b, flags=c.fast_math)),
-    Mul: (lambda c, a, b, d: c.builder.mul(a, b), lambda c, a, b, d: c.builder.fmul(a, b, flags=c.fast_math)),
-    Div: (None, lambda c, a, b, d: c.builder.fdiv(a, b, flags=c.fast_math)),
-    Mod: (None, lambda c, a, b, d: c.builder.frem(a, b)),
-    FloorDiv: (None, lambda c, a, b, d: float_floor_ops(c, a, b, "floordiv")),
-    FloorMod: (None, lambda c, a, b, d: float_floor_ops(c, a, b, "floormod")),
+    Add: (lambda c, a, b, d: c.builder.add(a, b), lambda c, a, b, f: c.builder.fadd(a, b, flags=f)),
+    Sub: (lambda c, a, b, d: c.builder.sub(a, b), lambda c, a, b, f: c.builder.fsub(a, b, flags=f)),
+    Mul: (lambda c, a, b, d: c.builder.mul(a, b), lambda c, a, b, f: c.builder.fmul(a, b, flags=f)),
+    Div: (None, lambda c, a, b, f: c.builder.fdiv(a, b, flags=f)),
+    Mod: (None, lambda c, a, b, f: c.builder.frem(a, b)),
+    FloorDiv: (None, lambda c, a, b, f: float_floor_ops(c, a, b, "floordiv")),
+    FloorMod: (None, lambda c, a, b, f: float_floor_ops(c, a, b, "floormod")),
     Min: (_int_minmax("<"), _float_minmax("llvm.minimum")),
     Max: (_int_minmax(">"), _float_minmax("llvm.maximum")),
 }
@@ -129,7 +131,7 @@ def _arith(ctx, expr):
     b = ctx.emit_expr(expr.b)
     dtype = expr.dtype
     if dtype.is_float:
-        return _bf16(ctx, expr, _ARITH[type(expr)][1](ctx, a, b, dtype))
+        return _bf16(ctx, expr, _ARITH[type(expr)][1](ctx, a, b, ctx.float_flags(expr)))
     if dtype.is_bool:
         if type(expr) in (Min, Max, Mul):  # min = and, max = or, product = and, on 0/1 values
             return ctx.builder.or_(a, b) if isinstance(expr, Max) else ctx.builder.and_(a, b)

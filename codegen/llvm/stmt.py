@@ -4,7 +4,9 @@ Loops have a phi-based induction variable of the loop variable's dtype and are e
 body, latch), which is the shape LLVM's loop passes expect. `unroll` loops ask for full unrolling and
 `vectorized` loops that lowering left as loops ask for vectorization, through loop metadata. Parallel
 loops are outlined (parallel.py) unless they sit inside another parallel loop, where they run serially.
-An Allocate is zero-filled each time it runs, as the interpreter defines it.
+An Allocate is zero-filled each time it runs, as the interpreter defines it. A store that is a reduction's
+accumulator update gets the reduction float flags (reduction.py); loops keep `FunctionContext.loop_scopes`
+up to date for that test.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import llvmlite.ir as ir
 
 from shapeflow.codegen.llvm.context import STATUS_OUT_OF_MEMORY, stmt_rule
 from shapeflow.codegen.llvm.memory import emit_store
+from shapeflow.codegen.llvm.reduction import reduction_update
 from shapeflow.codegen.llvm.types import I1, I8, I64, PTR, VOID, memory_type
 from shapeflow.errors import UnsupportedError
 from shapeflow.ir.expr import IntImm
@@ -37,7 +40,12 @@ STACK_ALLOCATION_LIMIT = 16 * 1024
 
 @stmt_rule(BufferStore)
 def _buffer_store(ctx, stmt: BufferStore):
-    emit_store(ctx, stmt.buffer, stmt.indices, stmt.value)
+    outer = ctx.reduction_update
+    ctx.reduction_update = reduction_update(stmt, ctx.loop_scopes)
+    try:
+        emit_store(ctx, stmt.buffer, stmt.indices, stmt.value)
+    finally:
+        ctx.reduction_update = outer
 
 
 @stmt_rule(Evaluate)
@@ -97,8 +105,12 @@ def emit_serial_loop(ctx, loop_var, start: ir.Value, end: ir.Value, body, hints=
     b.position_at_end(body_block)
     phi = b.phi(start.type, name=loop_var.name)
     phi.add_incoming(start, pre)
-    with ctx.bind(loop_var, phi):
-        body()
+    ctx.loop_scopes.append(set())
+    try:
+        with ctx.bind(loop_var, phi):
+            body()
+    finally:
+        ctx.loop_scopes.pop()
     step = b.add(phi, ir.Constant(start.type, 1), flags=("nsw",))
     latch = b.cbranch(b.icmp_signed("<", step, end), body_block, exit_block)
     phi.add_incoming(step, b.block)
