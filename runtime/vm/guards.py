@@ -13,8 +13,10 @@ every op call's inference again under `record_requirements()` and turn what it r
 which the VM codegen emits as `assert_eq` / `assert_bcast` / `assert_le` steps as soon as their symbolic
 dims are in the shape heap. Nothing is kept per op.
 
-Data-dependent conditions (an index tensor's values) cannot be checked here; those ops check in the kernel
-(see ir/graph/ops/index.py).
+The kernels assert the same requirements themselves (ir/graph/legalize.py), which covers what the entry
+checks cannot see (ops inside If branches, kernels called directly); the VM's checks come first and give
+the better message (function, binding, dims). Data-dependent conditions (an index tensor's values) cannot be
+checked here at all: those ops declare `index_checks` and their kernels assert them (ir/graph/ops/index.py).
 """
 
 from __future__ import annotations
