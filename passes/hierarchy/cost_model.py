@@ -72,6 +72,11 @@ class CostModel:
     table: tuple[MicroKernelResult, ...]
     mrs: tuple[int, ...]  # MR of each compiled kernel of the family
     nr: int
+    threads: int | None = None  # threads the parallel loop will get (None: one per core)
+
+    @property
+    def workers(self) -> int:
+        return max(1, min(self.hw.cores, self.threads or self.hw.cores))
 
     def rate(self, mr: int) -> float:
         """Measured flops/s of an mr x NR block on one core (an unmeasured one is scaled from the best)."""
@@ -99,10 +104,10 @@ class CostModel:
         return out
 
     def l3_share(self) -> int:
-        return max(self.hw.l2_bytes, self.hw.l3_bytes // max(1, self.hw.cores))
+        return max(self.hw.l2_bytes, self.hw.l3_bytes // self.workers)
 
     def splits(self) -> list[tuple[int, int]]:
-        t = max(1, self.hw.cores)
+        t = self.workers
         out = {(1, 1), (t, 1), (1, t)}
         out |= {(a, t // a) for a in range(1, t + 1) if t % a == 0}
         return sorted(out)
@@ -128,9 +133,9 @@ class CostModel:
         p_chunk = math.ceil(nb / pn)
         rows, panels = min(m_chunk, m), min(p_chunk, nb)
         items = batch * math.ceil(m / m_chunk) * math.ceil(nb / p_chunk)
-        threads = min(hw.cores, items)
+        threads = min(self.workers, items)
         slots = batch * pm * pn  # the parallel loop's extent, empty items included
-        per_thread = min(math.ceil(slots / max(1, min(hw.cores, slots))), items)
+        per_thread = min(math.ceil(slots / max(1, min(self.workers, slots))), items)
 
         full, tail = divmod(rows, mr)
         k_blocks = math.ceil(k / kc)

@@ -13,6 +13,7 @@ micro-kernel table (`measure.load_or_measure`, cached per machine), all sharing 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from shapeflow.passes.hierarchy.gemm_ir import LEVELS, GemmSignature, build_gemm
 from shapeflow.passes.hierarchy.hardware import CPUModel, host_cpu_model
 from shapeflow.passes.hierarchy.measure import MicroKernelResult, load_or_measure
 from shapeflow.passes.hierarchy.microkernel import MicroKernelShape, tail_cover
+from shapeflow.runtime.threadpool import get_num_threads
 
 log = logging.getLogger("shapeflow.hierarchy")
 
@@ -89,7 +91,7 @@ class GemmKernel:
         self.mrs = tuple(mrs) if mrs else fam_mrs
         self.n, self.k = n, k
         self.transposed, self.batched = transposed, batched
-        self.model = CostModel(self.hw, self.table, self.mrs, self.nr)
+        self.model = CostModel(self.hw, self.table, self.mrs, self.nr, get_num_threads())
         self.name = ("batched_" if batched else "") + ("dense" if transposed else "gemm")
         lanes = self.hw.lanes(4)
         if self.nr % lanes:
@@ -105,7 +107,7 @@ class GemmKernel:
             funcs["pack_batched"] = build_pack_func(self.nr, n, k, transposed, batched=True)
         self.library = shapeflow.build(IRModule(funcs), lower=False)
         self._kernels = {mr: self.library[f"gemm_{mr}"] for mr in self.mrs}
-        self._choices: dict[tuple[int, int, int, int], Decomposition] = {}
+        self._choices: dict[tuple[int, ...], Decomposition] = {}
         # Native entries without the generic argument checks, for `_fast_call` (which checks everything
         # those checks would): (entry, takes_ids, names of the symbolic dims in the order it takes them).
         self._entries = {}
@@ -144,14 +146,29 @@ class GemmKernel:
         k = self.k if k is None else k
         if n is None or k is None:
             raise UnsupportedError(f"{self.name}: N and K are symbolic; pass them to choose/explain")
-        key = (m, n, k, batch)
+        threads = get_num_threads()
+        key = (m, n, k, batch, threads)
         found = self._choices.get(key)
         if found is None:
-            found = self.model.choose(m, n, k, batch)
+            model = (
+                self.model
+                if threads == self.model.threads
+                else dataclasses.replace(self.model, threads=threads)
+            )
+            found = model.choose(m, n, k, batch)
             if len(self._choices) > 4096:
                 self._choices.clear()
             self._choices[key] = found
-            log.debug("%s M=%d N=%d K=%d batch=%d: %s", self.name, m, n, k, batch, found.summary())
+            log.debug(
+                "%s M=%d N=%d K=%d batch=%d threads=%d: %s",
+                self.name,
+                m,
+                n,
+                k,
+                batch,
+                threads,
+                found.summary(),
+            )
         return found
 
     def explain(self, M: int, N: int | None = None, K: int | None = None, batch: int = 1) -> str:  # noqa: N803
@@ -160,7 +177,7 @@ class GemmKernel:
         n = self.n if N is None else N
         k = self.k if K is None else K
         extents = {
-            "t": f"{batch * d.pm * d.pn} work items over {self.hw.cores} cores",
+            "t": f"{batch * d.pm * d.pn} work items over {min(self.hw.cores, get_num_threads())} threads",
             "jc": f"NC = {d.ncp * d.nr} columns",
             "pc": f"KC = {d.kc} of K = {k}",
             "ic": f"MC = {d.mc} rows",
@@ -175,7 +192,8 @@ class GemmKernel:
         for lv in LEVELS:
             lines.append(f"  {lv.var:<3} {lv.level:<9} {lv.kind:<19} {extents[lv.var]}")
         lines.append("runners-up:")
-        for alt in self.model.candidates(M, n, k, batch)[1:4]:
+        model = dataclasses.replace(self.model, threads=get_num_threads())
+        for alt in model.candidates(M, n, k, batch)[1:4]:
             lines.append("  " + alt.summary())
         lines.append(self.hw.describe())
         return "\n".join(lines)
@@ -260,7 +278,7 @@ class GemmKernel:
             return False
         if (self.n is not None and n != self.n) or (self.k is not None and k != self.k):
             return False
-        d = self._choices.get((m, n, k, 1)) or self.choose(m, n, k)
+        d = self._choices.get((m, n, k, 1, get_num_threads())) or self.choose(m, n, k)
         entry, takes_ids, names, kernel = self._entries[d.mr]
         dims = {"M": m, "N": n, "K": k, "NB": nb}
         if takes_ids:

@@ -38,6 +38,14 @@ def test_single_panel_splits_over_m():
     assert (d.pm, d.pn) == (HW.cores, 1)
 
 
+def test_follows_the_thread_count():
+    import dataclasses
+
+    one = dataclasses.replace(_model(), threads=1)
+    assert (one.choose(1, 4096, 4096).pm, one.choose(1, 4096, 4096).pn) == (1, 1)
+    assert one.choose(2000, 32, 512).pm == 1
+
+
 def test_tiny_problem_stays_on_one_thread():
     d = _model().choose(1, 32, 8)
     assert (d.pm, d.pn) == (1, 1)
