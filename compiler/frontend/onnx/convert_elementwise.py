@@ -340,7 +340,7 @@ def _mod(ctx: Context, node: Node):
     dtype = ctx.dtype(node.inputs[0])
     if not node.attr("fmod", 0):
         if dtype.is_float:
-            raise node.unsupported("fmod=0 with float inputs is not valid ONNX")
+            raise node.unsupported("fmod=0 with float inputs is not supported")
         return op.floor_mod(a, b)
     if dtype.is_float:
         q = op.divide(a, b)

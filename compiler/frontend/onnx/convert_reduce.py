@@ -15,10 +15,11 @@ _AXES_INPUT_SINCE = {"ReduceSum": 13}
 def reduce_axes(ctx: Context, node: Node) -> tuple[int, ...] | None:
     """The reduced axes (None: all); refuses reductions over a dim that is provably empty."""
     rank = ctx.rank(node.inputs[0])
+    noop = node.attr("noop_with_empty_axes", 0)
     if node.version >= _AXES_INPUT_SINCE.get(node.op_type, 18):
         value = ctx.const(node, 1, "axes")
         axes = None if value is None or value.size == 0 else [int(a) for a in value.reshape(-1)]
-        if axes is None and node.attr("noop_with_empty_axes", 0):
+        if axes is None and noop:
             return ()
     else:
         axes = node.attr("axes")

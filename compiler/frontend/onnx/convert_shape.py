@@ -119,7 +119,9 @@ def _fold_range(ctx, node):
 def _range(ctx, node):
     dtype = ctx.dtype(node.inputs[0])
     if not dtype.is_integer:
-        raise node.unsupported("a float Range whose bounds are computed at run time is not supported")
+        for i, what in enumerate(("start", "limit", "delta")):
+            ctx.const(node, i, what)  # a float Range needs all three values now
+        raise node.unsupported("a float Range over symbolic bounds is not supported")
     start, limit = ctx.shape_arg(node, 0, "start"), ctx.shape_arg(node, 1, "limit")
     delta = ctx.const(node, 2, "delta").reshape(())
     if int(delta) != 1:

@@ -28,6 +28,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_misc,
     convert_nn,
     convert_reduce,
+    convert_resize,
     convert_shape,
 )
 from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, safe_name

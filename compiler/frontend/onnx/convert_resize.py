@@ -1,0 +1,126 @@
+"""ONNX Resize as one constant interpolation matrix per resized axis.
+
+Every Resize mode (nearest with each rounding rule, linear, cubic, antialiasing, every coordinate
+transformation) is separable and linear in the data along each axis, so resizing axis `a` from L_in to
+L_out is a matmul with an (L_in, L_out) matrix. The matrix is computed at import time by running onnx's
+reference 1-D interpolation on the identity, which makes the semantics exactly the reference's; the model
+gets a permute, a matmul and a permute per axis, which the kernels handle well. Input and output sizes
+of resized axes must be static; tf_crop_and_resize with a non-zero extrapolation value (affine, not
+linear) is refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shapeflow.frontend.onnx.context import Context, Node
+from shapeflow.frontend.onnx.registry import converter
+from shapeflow.ir.graph import op
+from shapeflow.ir.graph.expr import Constant
+from shapeflow.ir.graph.shape import as_int
+
+
+def _optional(value):
+    return None if value is None or value.size == 0 else value
+
+
+def _coefficients(node: Node, mode: str, antialias: bool):
+    from onnx.reference.ops import op_resize as R  # noqa: PLC0415
+
+    if mode == "nearest":
+        if antialias:
+            raise node.unsupported("antialias with mode 'nearest'")
+        nearest = node.attr("nearest_mode", "round_prefer_floor")
+        return lambda ratio, scale: R._nearest_coeffs(ratio, mode=nearest)
+    if mode == "linear":
+        return R._linear_coeffs_antialias if antialias else R._linear_coeffs
+    if mode == "cubic":
+        a = node.attr("cubic_coeff_a", -0.75)
+        fn = R._cubic_coeffs_antialias if antialias else R._cubic_coeffs
+        return lambda ratio, scale: fn(ratio, scale, A=a)
+    raise node.unsupported(f"mode {mode!r}")
+
+
+def _sizes_and_scales(node: Node, shape: list[int], axes: list[int], scales, sizes):
+    """Per-axis (scale, output size) as onnx's reference computes them."""
+    rank = len(shape)
+    if sizes is not None:
+        out = list(shape)
+        for i, a in enumerate(axes):
+            out[a] = int(sizes[i])
+        factors = [out[i] / shape[i] for i in range(rank)]
+        policy = node.attr("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            picked = [factors[a] for a in axes]
+            scale = min(picked) if policy == "not_larger" else max(picked)
+            factors = [scale if i in axes else 1.0 for i in range(rank)]
+            out = [int(scale * shape[i] + 0.5) if i in axes else shape[i] for i in range(rank)]
+        return factors, out
+    node.attr("keep_aspect_ratio_policy")
+    factors = [1.0] * rank
+    for i, a in enumerate(axes):
+        factors[a] = float(scales[i])
+    return factors, [int(f * d) for f, d in zip(factors, shape)]
+
+
+@converter("Resize", since=13)
+def _resize(ctx: Context, node: Node):
+    from onnx.reference.ops import op_resize as R  # noqa: PLC0415
+
+    name = node.inputs[0]
+    dtype = ctx.dtype(name)
+    shape = [as_int(d) for d in ctx.shape(name)]
+    roi = _optional(ctx.const(node, 1, "roi"))
+    scales = _optional(ctx.const(node, 2, "scales"))
+    sizes = _optional(ctx.const(node, 3, "sizes"))
+    if (scales is None) == (sizes is None):
+        raise node.unsupported("exactly one of scales and sizes must be given")
+    rank = len(shape)
+    axes = node.attr("axes")
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    if any(shape[a] is None for a in axes):
+        raise node.unsupported("resizing a symbolic dimension is not supported")
+    mode = node.attr("mode", "nearest")
+    transform = node.attr("coordinate_transformation_mode", "half_pixel")
+    extrapolation = node.attr("extrapolation_value", 0.0)
+    if transform == "tf_crop_and_resize" and extrapolation != 0.0:
+        raise node.unsupported("tf_crop_and_resize with a non-zero extrapolation_value")
+    coeffs = _coefficients(node, mode, bool(node.attr("antialias", 0)))
+    exclude = bool(node.attr("exclude_outside", 0))
+    full = [d if d is not None else 1 for d in shape]
+    factors, out_sizes = _sizes_and_scales(node, full, axes, scales, sizes)
+    if roi is not None:
+        full_roi = [0.0] * rank + [1.0] * rank
+        for i, a in enumerate(axes):
+            full_roi[a], full_roi[rank + a] = roi[i], roi[len(axes) + i]
+        roi = full_roi
+
+    x = ctx.expr(name)
+    compute = "float64" if dtype.is_integer or str(dtype) == "float64" else str(dtype)
+    if dtype.is_integer:
+        x = op.astype(x, compute)
+    elif not dtype.is_float:
+        raise node.unsupported(f"dtype {dtype}")
+    for a in axes:
+        if factors[a] == 1.0 and out_sizes[a] == shape[a] and roi is None:
+            continue
+        axis_roi = None if roi is None else [roi[a], roi[a + rank]]
+        matrix = R._interpolate_1d_along_axis(
+            np.eye(shape[a]),
+            0,
+            float(factors[a]),
+            int(out_sizes[a]),
+            coeffs,
+            roi=axis_roi,
+            exclude_outside=exclude,
+            extrapolation_value=0.0,
+            coordinate_transformation_mode=transform,
+        )  # (L_out, L_in): column i is the response to the unit vector e_i
+        weights = Constant.from_array(np.ascontiguousarray(matrix.T).astype(np.dtype(compute)))
+        perm = [d for d in range(rank) if d != a] + [a]
+        back = [perm.index(d) for d in range(rank)]
+        x = ctx.emit(op.permute_dims(op.matmul(op.permute_dims(x, tuple(perm)), weights), tuple(back)))
+    if dtype.is_integer:
+        info = np.iinfo(dtype.to_numpy())
+        x = op.astype(op.clip(op.round(x), float(info.min), float(info.max)), str(dtype))
+    return x
