@@ -3,7 +3,6 @@ fixed is marked xfail(strict): once the owner fixes it the test passes, strict x
 must be removed."""
 
 import numpy as np
-import pytest
 
 from shapeflow.fuzz.oracles import TestCase, check
 
@@ -21,10 +20,9 @@ class Module:
         return gv2
 """
 
-SIGN_REASON = (
-    "ir/graph/ops/unary.py legalizes sign as select(x > 0, 1, select(x < 0, -1, 0)), so sign(NaN) is 0 in "
-    "legalized and compiled code, while the op's numpy reference (np.sign) gives NaN"
-)
+# Fixed: ir/graph/ops/unary.py legalized sign as select(x > 0, 1, select(x < 0, -1, 0)), so sign(NaN) was 0
+# in legalized and compiled code, while the op's numpy reference (np.sign) gives NaN. The float form now ends
+# in `x` itself where x is NaN (tests/graph/test_ops_unary_special_values.py).
 
 
 def test_sign_reproducer_still_parses_and_runs_in_the_interpreter():
@@ -38,7 +36,6 @@ def test_sign_reproducer_still_parses_and_runs_in_the_interpreter():
     assert np.isnan(out[0]) and list(out[1:]) == [0.0, 1.0, -1.0]
 
 
-@pytest.mark.xfail(strict=True, reason=SIGN_REASON)
 def test_legalized_sign_of_nan_is_nan_like_the_reference():
     with np.errstate(all="ignore"):
         outcome = check(TestCase(SIGN_OF_NAN, [["graph.legalize_ops", {}]], 1, kind="graph"))
@@ -56,13 +53,12 @@ def main(w: T.Buffer((2,), "float32"), out: T.Buffer((2,), "float32")):
         out[i] = (w[i] * w[i] + T.float32(1.0)) - (w[i] * w[i] + T.float32(1.0))
 """
 
-FAST_MATH_REASON = (
-    "codegen/llvm/context.py enables fast-math flags (reassoc, contract, nsz) by default, so LLVM folds "
-    "(a + c) - (a + c) to 0.0; the reference interpreter gives NaN when a is NaN or infinite"
-)
+# Fixed: codegen/llvm/context.py enabled fast-math flags (reassoc, contract, nsz) on all float arithmetic by
+# default, so LLVM folded (a + c) - (a + c) to 0.0 where the interpreter gives NaN for NaN or infinite a.
+# Reassociation is now given only to reductions' accumulator updates (codegen/llvm/reduction.py);
+# Target(fast_math=True) is the explicit opt-in to the old behaviour (tests/codegen/test_llvm_float_modes.py).
 
 
-@pytest.mark.xfail(strict=True, reason=FAST_MATH_REASON)
 def test_compiled_self_subtraction_keeps_nan_like_the_interpreter():
     import shapeflow
     from shapeflow.fuzz.oracles import as_func

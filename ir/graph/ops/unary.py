@@ -43,8 +43,17 @@ def _te_gelu_tanh(x):
 
 
 def _te_sign(x):
-    zero, one = T.const(0, x.dtype), T.const(1, x.dtype)
-    return E.select(x > zero, one, E.select(x < zero, T.const(-1, x.dtype), zero))
+    """np.sign: 1, -1, +0 for either zero, and NaN for NaN. Comparisons with NaN are false, so the float
+    form ends in `x` itself where x is neither positive, negative nor zero (NaN), instead of 0."""
+    zero, one, minus_one = T.const(0, x.dtype), T.const(1, x.dtype), T.const(-1, x.dtype)
+    rest = E.select(x == zero, zero, x) if x.dtype.is_float else zero
+    return E.select(x > zero, one, E.select(x < zero, minus_one, rest))
+
+
+def _te_neg(x):
+    """np.negative. `-x` in the IR is `0 - x`, which gives +0 for x = +0 where numpy gives -0; multiplying by
+    -1 flips the sign exactly for every float (zeros, infinities; NaN stays NaN)."""
+    return x * T.const(-1, x.dtype) if x.dtype.is_float else -x
 
 
 # name -> (numpy reference, which dtypes it accepts, te expression of one element)
@@ -65,7 +74,7 @@ _UNARY = {
     "gelu_tanh": (_gelu_tanh, "float", _te_gelu_tanh),
     "silu": (lambda x: x * _sigmoid(x), "float", lambda x: x / (1.0 + te.exp(-x))),
     "abs": (np.abs, "number", te.abs),
-    "neg": (np.negative, "number", lambda x: -x),
+    "neg": (np.negative, "number", _te_neg),
     "square": (np.square, "number", lambda x: x * x),
     "sign": (np.sign, "number", _te_sign),
     "relu": (
@@ -122,6 +131,17 @@ def _clip_reference(x, min, max):  # noqa: A002 - attribute names are the op's
     return np.clip(x, lo, hi).astype(x.dtype, copy=False)
 
 
+def _clamp_to(w, bound: float, below: bool):
+    """`w` raised to `bound` (below=True) or lowered to it. Compare-and-select returns `w` itself wherever
+    it is not beyond the bound, so NaN passes through and a zero keeps its sign, as np.clip does (a
+    maximum/minimum would turn clip(-0.0, min=0.0) into +0.0). A NaN bound makes every element NaN, as
+    in numpy; maximum/minimum propagate it."""
+    limit = T.const(bound, w.dtype)
+    if math.isnan(bound):
+        return te.max(w, limit) if below else te.min(w, limit)
+    return E.select(w < limit if below else w > limit, limit, w)
+
+
 def _clip_legalize(inputs, out, min, max):  # noqa: A002
     x = inputs[0]
 
@@ -129,9 +149,9 @@ def _clip_legalize(inputs, out, min, max):  # noqa: A002
         # Integers clip in float64 and truncate back, as numpy's clip with float bounds then astype does.
         w = v if v.dtype.is_float else T.cast(v, "float64")
         if min is not None:
-            w = te.max(w, T.const(min, w.dtype))
+            w = _clamp_to(w, min, below=True)
         if max is not None:
-            w = te.min(w, T.const(max, w.dtype))
+            w = _clamp_to(w, max, below=False)
         return T.cast(w, v.dtype)
 
     return T.elementwise([x], out, clip, name="clip")
