@@ -42,7 +42,7 @@ from shapeflow.passes.hierarchy.microkernel import (
 
 log = logging.getLogger("shapeflow.hierarchy")
 
-SCHEMA = 2  # 2: short best-of runs (1 measured at the share of the core it got)
+SCHEMA = 3  # 2: short best-of runs; 3: K-split accumulators in small blocks
 CACHE_ENV = "SHAPEFLOW_CACHE_DIR"
 MAX_MR = 14
 I64 = DataType("int64")

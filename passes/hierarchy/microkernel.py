@@ -65,10 +65,25 @@ class MicroKernelOperands:
     first: PrimExpr  # bool: this K block starts the sum (store) rather than continuing it (add)
 
 
+# Independent FMA chains the register block should keep in flight: two FMA units times a latency of about
+# four cycles. A block with fewer accumulators (the tails: one row of one vector has one chain) splits K
+# into `ways` interleaved partial sums instead, summed at the end.
+CHAINS_WANTED = 8
+MAX_K_WAYS = 4
+
+
+def k_ways(rows: int, vectors: int) -> int:
+    """How many interleaved partial sums over K a block of `rows` x `vectors` accumulators keeps."""
+    chains = rows * vectors
+    return 1 if chains >= CHAINS_WANTED else min(MAX_K_WAYS, -(-CHAINS_WANTED // chains))
+
+
 def local_buffers(shape: MicroKernelShape, suffix: str = "") -> tuple[Buffer, Buffer]:
     """The accumulator and scratch buffers a micro-kernel needs (allocate them once per thread)."""
-    acc = decl_buffer((shape.mr * shape.nr,), "float32", f"acc{suffix}", scope="local")
-    scratch = decl_buffer((shape.mr * shape.nr,), "float32", f"edge{suffix}", scope="local")
+    size = shape.mr * shape.nr
+    acc_size = max(size, max(k_ways(r, shape.vectors) * r * shape.nr for r in range(1, shape.mr + 1)))
+    acc = decl_buffer((acc_size,), "float32", f"acc{suffix}", scope="local")
+    scratch = decl_buffer((size,), "float32", f"edge{suffix}", scope="local")
     return acc, scratch
 
 
@@ -80,26 +95,52 @@ def micro_kernel(shape: MicroKernelShape, rows: int, ops: MicroKernelOperands) -
     """Loop IR of one micro-kernel call computing `rows` (<= shape.mr) rows."""
     lanes, nv, nr = shape.lanes, shape.vectors, shape.nr
     zero = Broadcast(const(0.0, "float32"), lanes)
+    ways = k_ways(rows, nv)
 
-    def slot(r: int, v: int) -> Ramp:
-        return _vec(r * nr + v * lanes, lanes)
+    def slot(r: int, v: int, w: int = 0) -> Ramp:
+        return _vec(w * rows * nr + r * nr + v * lanes, lanes)
 
-    init = [BufferStore(ops.acc, zero, (slot(r, v),)) for r in range(rows) for v in range(nv)]
+    def step(kk: PrimExpr, w: int) -> Stmt:
+        b_vars = [Var(f"b{v}", F32.with_lanes(lanes)) for v in range(nv)]
+        updates: list[Stmt] = []
+        for r in range(rows):
+            a_r = Broadcast(ops.a[ops.i0 + r, kk], lanes)
+            for v in range(nv):
+                acc_rv = ops.acc.load((slot(r, v, w),))
+                updates.append(BufferStore(ops.acc, acc_rv + a_r * b_vars[v], (slot(r, v, w),)))
+        body: Stmt = seq(updates)
+        for v in reversed(range(nv)):
+            body = LetStmt(b_vars[v], ops.bp[ops.panel, kk, _vec(v * lanes, lanes)], body)
+        return body
 
+    pairs = [(r, v) for r in range(rows) for v in range(nv)]
+    init = [BufferStore(ops.acc, zero, (slot(r, v, w),)) for w in range(ways) for r, v in pairs]
+    notes = {"hierarchy.loop": "temporal-reduction"}
     k = Var("k", I64)
-    kk = ops.k0 + k
-    b_vars = [Var(f"b{v}", F32.with_lanes(lanes)) for v in range(nv)]
-    updates: list[Stmt] = []
-    for r in range(rows):
-        a_r = Broadcast(ops.a[ops.i0 + r, kk], lanes)
-        for v in range(nv):
-            acc_rv = ops.acc.load((slot(r, v),))
-            updates.append(BufferStore(ops.acc, acc_rv + a_r * b_vars[v], (slot(r, v),)))
-    step: Stmt = seq(updates)
-    for v in reversed(range(nv)):
-        step = LetStmt(b_vars[v], ops.bp[ops.panel, kk, _vec(v * lanes, lanes)], step)
-    k_loop = For(k, 0, ops.kc, ForKind.SERIAL, step, annotations={"hierarchy.loop": "temporal-reduction"})
-    return seq(init, k_loop, store_tile(shape, rows, ops))
+    if ways == 1:
+        return seq(
+            init,
+            For(k, 0, ops.kc, ForKind.SERIAL, step(ops.k0 + k, 0), annotations=notes),
+            store_tile(shape, rows, ops),
+        )
+    main = For(
+        k,
+        0,
+        ops.kc // ways,
+        ForKind.SERIAL,
+        seq([step(ops.k0 + k * ways + w, w) for w in range(ways)]),
+        annotations=notes,
+    )
+    k_rest = Var("k_rest", I64)
+    done = ops.kc // ways * ways
+    rest = For(k_rest, 0, ops.kc - done, ForKind.SERIAL, step(ops.k0 + done + k_rest, 0))
+    total = []
+    for r, v in pairs:
+        value = ops.acc.load((slot(r, v, 0),))
+        for w in range(1, ways):
+            value = value + ops.acc.load((slot(r, v, w),))
+        total.append(BufferStore(ops.acc, value, (slot(r, v, 0),)))
+    return seq(init, main, rest, total, store_tile(shape, rows, ops))
 
 
 def store_tile(shape: MicroKernelShape, rows: int, ops: MicroKernelOperands) -> Stmt:
