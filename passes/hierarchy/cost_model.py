@@ -216,16 +216,22 @@ def pick_family(
     """NR (the packed layout) and the MR values to compile, from the measured table.
 
     The measurement runs on L1-resident panels, where most blocks that fit the register file reach about
-    the same rate. Among the blocks within `tolerance` of the fastest, the largest (MR x NR) wins: it loads
-    the fewest bytes of A and B per flop, which is what matters once the panels come from L2. Then the
-    `count` best MR at that NR, largest area first. MR >= 2 only: one-row blocks are compiled anyway as
-    tails."""
+    the same rate. Among the blocks within `tolerance` of the fastest, the one with the fewest loads per
+    FMA wins ((NR/lanes + MR) loads feed MR * NR/lanes FMAs): it leaves the most load bandwidth for panels
+    that come from L2 rather than L1. Then the `count` best MR at that NR. MR >= 2 only: one-row blocks are
+    compiled anyway as tails."""
     rows = [r for r in table if r.mr >= 2] or list(table)
     if not rows:
         return hw.lanes(4) * 2, (4,)
     best = max(r.gflops for r in rows)
     close = [r for r in rows if r.gflops >= best * (1 - tolerance)]
-    top = max(close, key=lambda r: (r.mr * r.nr, r.gflops))
-    same_nr = [r for r in rows if r.nr == top.nr and r.gflops >= best * (1 - tolerance)]
-    ranked = sorted(same_nr, key=lambda r: (-r.mr * r.nr, -r.gflops))
+    lanes = hw.lanes(4)
+
+    def loads_per_fma(r: MicroKernelResult) -> float:
+        vectors = max(1, r.nr // lanes)
+        return (vectors + r.mr) / (vectors * r.mr)
+
+    top = min(close, key=lambda r: (loads_per_fma(r), -r.gflops))
+    same_nr = [r for r in close if r.nr == top.nr]
+    ranked = sorted(same_nr, key=lambda r: (loads_per_fma(r), -r.gflops))
     return top.nr, tuple(r.mr for r in ranked[:count])

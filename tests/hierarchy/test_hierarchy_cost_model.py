@@ -80,11 +80,11 @@ def test_choice_is_deterministic_and_fast():
     assert len({(d.pm, d.pn, d.kc) for d in first}) > 1  # it does depend on the shape
 
 
-def test_pick_family_prefers_the_largest_block_among_the_fastest():
+def test_pick_family_prefers_the_fewest_loads_among_the_fastest():
     assert pick_family(TABLE, HW) == (32, (12,))
     assert pick_family(TABLE, HW, count=2, tolerance=0.15) == (32, (12, 8))
     near = TABLE + (MicroKernelResult(14, 32, 108.0), MicroKernelResult(3, 64, 111.0))
-    assert pick_family(near, HW) == (32, (14,))  # 14 x 32 is within 3% of the best, and the largest
+    assert pick_family(near, HW) == (32, (14,))  # within 3% of the best, and the fewest loads per FMA
     assert pick_family(near, HW, tolerance=0.0) == (64, (3,))
 
 
