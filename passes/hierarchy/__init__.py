@@ -6,6 +6,11 @@
 - `gemm_ir`: top-down, the loop IR of a GEMM family built level by level (threads, caches, registers).
 - `cost_model`: at run time, pick the decomposition for the actual shape analytically.
 - `gemm`: the entry points `build_gemm`, `build_dense`, `build_batched_gemm` (`GemmKernel`).
+
+For compile(): a matmul/dense whose weight is a constant maps to `build_dense(N, K)` / `build_gemm(N, K)`
+(built once per (N, K, layout), cached in-process), its weight to `kernel.pack_weights(W)` at compile or
+load time, and the call to `kernel(A, packed, C)`. Code that embeds the kernels itself can take the
+PrimFuncs from `build_gemm_func` and the tile scalars for a shape from `GemmKernel.choose(M, N, K)`.
 """
 
 from shapeflow.passes.hierarchy.cost_model import CostModel, Decomposition, pick_family
