@@ -177,3 +177,57 @@ def _lp_pool(ctx, node):
     mean = op.avg_pool2d(powered, tuple(kernel), tuple(strides), tuple(pads), (1, 1), True)
     total = op.multiply(mean, scalar(kernel[0] * kernel[1], dtype))
     return op.power(total, scalar(1.0 / p, dtype))
+
+
+# -- Einsum -----------------------------------------------------------------------------------------------
+
+
+def _einsum_terms(node: Node, equation: str, ranks: list[int]) -> tuple[list[str], str]:
+    """Operand subscripts and output subscripts, with '...' spelled out as upper-case letters."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise node.unsupported(f"equation {equation!r} does not match {len(ranks)} operands")
+    ellipsis_rank = 0
+    spelled = []
+    for term, rank in zip(terms, ranks):
+        if "..." in term:
+            extra = rank - (len(term) - 3)
+            ellipsis_rank = max(ellipsis_rank, extra)
+            term = term.replace("...", "ABCDEFGH"[8 - extra :] if extra else "")
+        if len(term) != rank or len(set(term)) != len(term):
+            raise node.unsupported(f"equation {equation!r} (repeated subscripts, diagonals) is not supported")
+        spelled.append(term)
+    dots = "ABCDEFGH"[8 - ellipsis_rank :] if ellipsis_rank else ""
+    if arrow:
+        out = rhs.replace("...", dots)
+    else:
+        letters = "".join(spelled)
+        out = dots + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c.islower()))
+    return spelled, out
+
+
+@converter("Einsum")
+def _einsum(ctx, node):
+    names = [n for n in node.inputs if n]
+    terms, out = _einsum_terms(node, node.attr("equation"), [ctx.rank(n) for n in names])
+    letters = list(dict.fromkeys(out + "".join(t for t in terms if t)))
+    product = None
+    for name, term in zip(names, terms):
+        x = ctx.expr(name)
+        # operand axes in `letters` order, missing letters as unit dims (they broadcast)
+        order = sorted(range(len(term)), key=lambda i: letters.index(term[i]))
+        if order != list(range(len(term))):
+            x = op.permute_dims(x, tuple(order))
+        present = [letters.index(term[i]) for i in order]
+        missing = tuple(i for i in range(len(letters)) if i not in present)
+        if missing:
+            x = op.expand_dims(x, missing)
+        product = x if product is None else op.multiply(product, x)
+    summed = tuple(range(len(out), len(letters)))
+    if summed:
+        product = op.sum(product, summed, False)
+    elif len(names) == 1:
+        product = op.add(product, scalar(0, ctx.dtype(names[0])))
+    return product
