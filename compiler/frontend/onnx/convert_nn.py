@@ -256,3 +256,89 @@ def _mvn(ctx, node):
     axes = tuple(node.attr("axes", [0, 2, 3]))
     mean, inv_std = _moments(x, axes, 1e-9, ctx.dtype(node.inputs[0]))
     return op.multiply(op.subtract(x, mean), inv_std)
+
+
+# -- ConvTranspose ------------------------------------------------------------------------------------------
+
+
+def _transpose_pads(node: Node, in_sizes, kernel, strides, dilations, out_pad) -> list[int]:
+    """ONNX ConvTranspose pads (begins..., ends...), derived from output_shape or auto_pad when given."""
+    rank = len(kernel)
+    auto_pad = node.attr("auto_pad", "NOTSET")
+    output_shape = node.attr("output_shape")
+    if output_shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        output_shape = [in_sizes[i] * strides[i] for i in range(rank)]
+    if output_shape is None:
+        pads = node.attr("pads")
+        return [0] * (2 * rank) if pads is None or auto_pad == "VALID" else list(pads)
+    output_shape = list(output_shape)[-rank:]
+    begins, ends = [], []
+    for i in range(rank):
+        total = (
+            strides[i] * (in_sizes[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1 - output_shape[i]
+        )
+        half = total // 2
+        begins.append(half if auto_pad == "SAME_UPPER" else total - half)
+        ends.append(total - half if auto_pad == "SAME_UPPER" else half)
+    node.attr("pads")
+    return begins + ends
+
+
+@converter("ConvTranspose")
+def _conv_transpose(ctx, node):
+    """As a stride-1 convolution of the zero-upsampled, padded input with the flipped kernel transposed
+    within each group."""
+    x, w = _float(ctx, node, 0), _float(ctx, node, 1)
+    x_shape, w_shape = ctx.shape(node.inputs[0]), [as_int(d) for d in ctx.shape(node.inputs[1])]
+    rank = len(w_shape) - 2
+    if rank not in (1, 2) or None in w_shape:
+        raise node.unsupported("only 1-D and 2-D ConvTranspose with a static kernel is supported")
+    in_sizes = [as_int(d) for d in x_shape[2:]]
+    if None in in_sizes:
+        raise node.unsupported("symbolic spatial dims are not supported")
+    groups = node.attr("group", 1)
+    kernel = list(node.attr("kernel_shape") or w_shape[2:])
+    strides = list(node.attr("strides") or [1] * rank)
+    dilations = list(node.attr("dilations") or [1] * rank)
+    out_pad = list(node.attr("output_padding") or [0] * rank)
+    pads = _transpose_pads(node, in_sizes, kernel, strides, dilations, out_pad)
+    n, c = x_shape[0], x_shape[1]
+    # 1. zero-upsample: each spatial element followed by stride - 1 zeros, the trailing zeros cut off
+    if any(s > 1 for s in strides):
+        spread = op.expand_dims(x, tuple(3 + 2 * i for i in range(rank)))
+        widths = [0, 0, 0, 0] + [w for s in strides for w in (0, 0, 0, s - 1)]
+        wide = op.pad(spread, tuple(widths), 0.0)
+        x = op.reshape(wide, (n, c, *[d * s for d, s in zip(in_sizes, strides)]))
+        up = [(d - 1) * s + 1 for d, s in zip(in_sizes, strides)]
+        x = op.strided_slice(x, tuple(range(2, 2 + rank)), (0,) * rank, tuple(up), (1,) * rank)
+    # 2. pad by the kernel's reach minus the transposed pads; negative amounts crop
+    before = [dilations[i] * (kernel[i] - 1) - pads[i] for i in range(rank)]
+    after = [dilations[i] * (kernel[i] - 1) - pads[rank + i] + out_pad[i] for i in range(rank)]
+    if any(v > 0 for v in before + after):
+        widths = [0, 0, 0, 0] + [w for b, a in zip(before, after) for w in (max(b, 0), max(a, 0))]
+        x = op.pad(x, tuple(widths), 0.0)
+    if any(v < 0 for v in before + after):
+        sizes = _shape_of(ctx.emit(x))[2:]
+        begin = [max(-b, 0) for b in before]
+        end = [as_int(d) - max(-a, 0) for d, a in zip(sizes, after)]
+        x = op.strided_slice(x, tuple(range(2, 2 + rank)), tuple(begin), tuple(end), (1,) * rank)
+    # 3. the kernel: (Cin, Cout/g, k...) -> (Cout, Cin/g, k...), spatially flipped
+    cin, cout_g = w_shape[0], w_shape[1]
+    w = op.reshape(w, (groups, cin // groups, cout_g, *kernel))
+    w = op.permute_dims(w, (0, 2, 1, *range(3, 3 + rank)))
+    w = op.reshape(w, (groups * cout_g, cin // groups, *kernel))
+    w = op.strided_slice(
+        w, tuple(range(2, 2 + rank)), tuple(k - 1 for k in kernel), (-1,) * rank, (-1,) * rank
+    )
+    w = ctx.fold_or_emit(w)
+    build = op.conv1d if rank == 1 else op.conv2d
+    y = build(x, w, (1,) * rank, (0,) * (2 * rank), tuple(dilations), groups)
+    if node.input(2):
+        y = op.add(y, op.reshape(ctx.expr(node.inputs[2]), (1, groups * cout_g) + (1,) * rank))
+    return y
+
+
+def _shape_of(expr):
+    from shapeflow.ir.graph.infer import type_of  # noqa: PLC0415
+
+    return type_of(expr).shape
