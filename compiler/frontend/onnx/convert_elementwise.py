@@ -319,7 +319,9 @@ def _pow(ctx: Context, node: Node):
     e = ctx.expr(exponent)
     if base_t != exp_t:
         if not base_t.is_float:
-            raise node.unsupported(f"integer base {base_t} with exponent {exp_t} is not supported")
+            # as the reference: the power in float64, truncated back to the base's integer type
+            wide = op.power(op.astype(ctx.expr(base), "float64"), op.astype(e, "float64"))
+            return op.astype(wide, str(base_t))
         e = op.astype(e, str(base_t))
     return op.power(ctx.expr(base), e)
 

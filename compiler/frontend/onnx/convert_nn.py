@@ -88,8 +88,6 @@ def _pool(kind: str):
         x = _float(ctx, node, 0)
         if len(node.outputs) > 1 and node.outputs[1]:
             raise node.unsupported("the Indices output is not supported")
-        if node.attr("ceil_mode", 0):
-            raise node.unsupported("ceil_mode=1 is not supported")
         node.attr("storage_order")
         shape = ctx.shape(node.inputs[0])
         kernel = list(node.attr("kernel_shape"))
@@ -99,6 +97,8 @@ def _pool(kind: str):
         strides = node.attr("strides") or [1] * rank
         dilations = node.attr("dilations") or [1] * rank
         pads = _window_padding(ctx, node, kernel, strides, dilations)
+        if node.attr("ceil_mode", 0):
+            pads = _ceil_mode_pads(node, kind, shape[2:], kernel, strides, dilations, pads)
         if rank == 1:  # as 2-D pooling over a unit height
             x = op.expand_dims(x, (2,))
             kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
@@ -110,10 +110,31 @@ def _pool(kind: str):
                 raise node.unsupported("dilations in AveragePool are not supported")
             include = bool(node.attr("count_include_pad", 0))
             y = op.avg_pool2d(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations), include)
-        del shape
         return op.squeeze(y, (2,)) if rank == 1 else y
 
     return convert
+
+
+def _ceil_mode_pads(node: Node, kind: str, spatial, kernel, strides, dilations, pads) -> list[int]:
+    """Pads whose end is extended so that floor-mode pooling gives ceil-mode's output size (ONNX: a last
+    window must start inside the input or the begin padding). The extension is never counted: max pooling
+    pads with -inf, and average pooling is accepted only when it excludes padding from its counts."""
+    rank = len(kernel)
+    pads = list(pads)
+    for i in range(rank):
+        size = as_int(spatial[i])
+        if size is None:
+            raise node.unsupported("ceil_mode=1 over a symbolic spatial dim is not supported")
+        reach = dilations[i] * (kernel[i] - 1) + 1
+        total = size + pads[i] + pads[rank + i]
+        out = -(-(total - reach) // strides[i]) + 1
+        if (out - 1) * strides[i] >= size + pads[i]:
+            out -= 1
+        extra = max(0, (out - 1) * strides[i] + reach - total)
+        if extra and kind == "avg" and node.attr("count_include_pad", 0):
+            raise node.unsupported("ceil_mode=1 with count_include_pad=1 is not supported")
+        pads[rank + i] += extra
+    return pads
 
 
 converter("MaxPool", since=1)(_pool("max"))

@@ -478,7 +478,11 @@ def _depth_to_space(ctx, node):
 def _space_to_depth(ctx, node):
     b, c, h, w = ctx.shape(node.inputs[0])
     bs = node.attr("blocksize")
+    mode = node.attr("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise node.unsupported(f"mode {mode!r}")
     hh, ww = simplify(E.floordiv(h, bs)), simplify(E.floordiv(w, bs))
     x = ctx.expr(node.inputs[0])
-    y = op.permute_dims(op.reshape(x, (b, c, hh, bs, ww, bs)), (0, 3, 5, 1, 2, 4))
+    perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
+    y = op.permute_dims(op.reshape(x, (b, c, hh, bs, ww, bs)), perm)
     return op.reshape(y, (b, simplify(c * bs * bs), hh, ww))
