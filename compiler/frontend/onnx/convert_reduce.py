@@ -3,6 +3,8 @@ variants, ArgMax/ArgMin, Softmax/LogSoftmax."""
 
 from __future__ import annotations
 
+import math
+
 from shapeflow.frontend.onnx.context import Context, Node, scalar
 from shapeflow.frontend.onnx.registry import register_simple
 from shapeflow.ir.graph import op
@@ -24,10 +26,31 @@ def reduce_axes(ctx: Context, node: Node) -> tuple[int, ...] | None:
     else:
         axes = node.attr("axes")
     axes = tuple(range(rank)) if axes is None else tuple(a % rank if rank else a for a in axes)
-    shape = ctx.shape(node.inputs[0])
-    if any(as_int(shape[a]) == 0 for a in axes):
-        raise node.unsupported("reducing over an empty dimension is not supported")
     return axes
+
+
+# The value of each reduction over no elements (ONNX's empty-set convention).
+_EMPTY = {
+    "sum": 0.0,
+    "l1": 0.0,
+    "l2": 0.0,
+    "sum_square": 0.0,
+    "prod": 1.0,
+    "max": -math.inf,
+    "min": math.inf,
+    "log_sum": -math.inf,
+    "log_sum_exp": -math.inf,
+}
+
+
+def _empty_reduction(ctx: Context, node: Node, kind: str, axes, keep: bool):
+    """A reduction over a dim of size 0: the reduction's identity, filled into the output shape."""
+    dtype = ctx.dtype(node.inputs[0])
+    if kind not in _EMPTY or not dtype.is_float:
+        raise node.unsupported(f"reducing {dtype} over an empty dimension is not supported")
+    shape = ctx.shape(node.inputs[0])
+    out = [1 if i in axes else d for i, d in enumerate(shape) if keep or i not in axes]
+    return op.full(tuple(out), str(dtype), _EMPTY[kind])
 
 
 def _reduction(kind: str):
@@ -40,6 +63,8 @@ def _reduction(kind: str):
             return op.add(x, scalar(0, dtype))
         if ctx.rank(node.inputs[0]) == 0:
             raise node.unsupported("reducing a rank-0 tensor is not supported")
+        if any(as_int(ctx.shape(node.inputs[0])[a]) == 0 for a in axes):
+            return _empty_reduction(ctx, node, kind, axes, keep)
         if kind in ("sum", "mean", "max", "min", "prod"):
             return getattr(op, kind)(x, axes, keep)
         if kind == "l1":
