@@ -1,20 +1,16 @@
-"""Fixtures of the hierarchy tests: a deterministic micro-kernel table (no measuring in tests) and kernel
-families built once per session with a small register block, so the whole area compiles quickly."""
+"""Fixtures of the hierarchy tests: kernel families built once per session with a small register block
+and a deterministic micro-kernel table (no measuring), so the whole area compiles quickly."""
+
+import os
+import sys
 
 import pytest
 
-from shapeflow.passes.hierarchy import GemmKernel, MicroKernelResult, enumerate_candidates, host_cpu_model
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from hierarchy_helpers import fake_table  # noqa: E402
 
-def fake_table(hw, best=(6, 2)):
-    """Every candidate of `hw`, rated so that MR x (vectors * lanes) = `best` wins."""
-    lanes = hw.lanes(4)
-    out = []
-    for s in enumerate_candidates(hw):
-        rate = 100.0 if (s.mr, s.vectors) == best else 20.0 + s.mr + s.vectors
-        out.append(MicroKernelResult(s.mr, s.nr, rate))
-    assert any(r.nr == best[1] * lanes for r in out)
-    return tuple(out)
+from shapeflow.passes.hierarchy import GemmKernel, host_cpu_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

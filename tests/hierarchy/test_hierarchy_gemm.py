@@ -3,7 +3,7 @@ width, symbolic and constant sizes, dense (transposed weights), batched, and the
 
 import numpy as np
 import pytest
-from conftest import fake_table
+from hierarchy_helpers import fake_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
