@@ -40,6 +40,19 @@ def _graph_passes(state: CompileState) -> None:
     state.mod = graph_pipeline(state.opt_level)(state.mod)
 
 
+def _default_schedules(state: CompileState) -> None:
+    """Default schedule rule 1 (passes/graph/schedule_rules.py): matmul/linear kernels become hierarchy GEMM
+    calls plus their fused epilogue; storage is re-planned since the GEMM outputs are new intermediates."""
+    if state.opt_level < 1:
+        return
+    from shapeflow.passes.graph.memory import KillAfterLastUse, StaticPlanBlockMemory  # noqa: PLC0415
+    from shapeflow.passes.graph.schedule_rules import SplitGemm  # noqa: PLC0415
+    from shapeflow.passes.infra import Sequential  # noqa: PLC0415
+
+    passes = [SplitGemm(), StaticPlanBlockMemory(), KillAfterLastUse()]
+    state.mod = Sequential(passes, name="default-schedules")(state.mod)
+
+
 def _broadcast_guards(state: CompileState) -> None:
     state.guards = broadcast_guards(state.mod)
 
@@ -73,6 +86,9 @@ PIPELINE: list[tuple[str, Callable[[CompileState], None]]] = [
     # Normalize, fold, CSE, DCE, legalize, fuse, plan memory (passes/graph/pipeline.py): the whole
     # graph level, ending with the memory plan and free points the VM codegen reads.
     ("graph_passes", _graph_passes),
+    # Default schedule rules on the fused kernels: matmul/linear stages run on the hierarchy GEMM (a
+    # constant weight packed once when the program is loaded), their epilogues stay one fused kernel.
+    ("default_schedules", _default_schedules),
     # Strict legalization: an op the pipeline could not legalize is an UnsupportedError naming it here,
     # rather than a VM codegen failure (the VM runs kernels only). A no-op when everything is legalized.
     ("legalize", _legalize),

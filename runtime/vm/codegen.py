@@ -32,8 +32,11 @@ from shapeflow.ir.module import IRModule
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.runtime.args import is_constant_zero
 from shapeflow.runtime.vm import shape_code as SC
+from shapeflow.runtime.vm.gemm_steps import GEMM_KINDS
 from shapeflow.runtime.vm.guards import Guard
 from shapeflow.runtime.vm.program import Program, VMFunction
+
+GEMM_PREFIX = "shapeflow.gemm."
 
 
 class _Module:
@@ -400,11 +403,24 @@ class _FunctionCodegen:
         return self.result(call.type_args[0], out_regs)
 
     def emit_call_lib(self, call: G.Call) -> int:
+        name = call.args[0].name
+        if name.startswith(GEMM_PREFIX) and name[len(GEMM_PREFIX) :] in GEMM_KINDS:
+            return self.emit_call_gemm(call, name[len(GEMM_PREFIX) :])
         in_regs = [self.emit_expr(a) for a in call.args[1].fields]
         out_regs, _ = self.alloc_outputs(call.type_args[0])
         scalars = list(call.args[2].values) if len(call.args) == 3 else []
         self.out.emit("call_lib", call.args[0].name, in_regs, out_regs, [self.code(s) for s in scalars])
         return self.result(call.type_args[0], out_regs)
+
+    def emit_call_gemm(self, call: G.Call, kind: str) -> int:
+        """A hierarchy GEMM (passes/graph/schedule_rules.py); a constant weight by index, so the VM packs
+        it once at load (runtime/vm/gemm_steps.py)."""
+        a, b = call.args[1].fields
+        a_reg = self.emit_expr(a)
+        b_op = ["const", self.shared.constant_index(b)] if isinstance(b, G.Constant) else self.emit_expr(b)
+        out_regs, _ = self.alloc_outputs(call.type_args[0])
+        self.out.emit("call_gemm", kind, a_reg, b_op, out_regs[0])
+        return out_regs[0]
 
 
 _EMIT: dict[type, Callable] = {

@@ -19,6 +19,7 @@ import numpy as np
 from shapeflow.errors import Error, ShapeError, UnsupportedError
 from shapeflow.ir.dtype import DataType, to_numpy_dtype
 from shapeflow.runtime.vm import check_steps as _check_steps  # noqa: F401  (registers the check steps)
+from shapeflow.runtime.vm import gemm_steps as _gemm_steps  # noqa: F401  (registers call_gemm)
 from shapeflow.runtime.vm import shape_code as SC
 from shapeflow.runtime.vm.program import Program, VMFunction
 from shapeflow.runtime.vm.steps import Step, build_step, builds, heap_codes, reg_index

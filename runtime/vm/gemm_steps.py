@@ -1,0 +1,44 @@
+"""The `call_gemm` instruction: a matmul/linear on the hierarchy GEMM (passes/graph/schedule_rules.py).
+
+    ["call_gemm", kind, a_reg, b, c_reg]      kind: "dense" | "gemm" | "batched"
+                                              b: a register, or ["const", index] for a constant weight
+
+The kernel family is built (or taken from the process cache) when the program is loaded. A constant weight
+is packed into the micro-kernels' layout right then, once per load: compile() loads the program, and so
+does loading an artifact, which stores the weight unpacked (packed bytes depend on the machine's measured
+register block, so they are not portable). A weight in a register (a model parameter, an activation) is
+packed by the kernel at each call.
+"""
+
+from __future__ import annotations
+
+from shapeflow.errors import Error
+from shapeflow.runtime.vm.steps import builds, reg_index
+
+GEMM_KINDS = ("dense", "gemm", "batched")
+
+
+@builds("call_gemm")
+def _call_gemm(vm, func, kind, a, b, c):
+    from shapeflow.passes.graph.schedule_rules import gemm_kernel, run_gemm  # noqa: PLC0415
+
+    if kind not in GEMM_KINDS:
+        raise Error(f"VM function '{func.name}': unknown GEMM kind {kind!r}")
+    a, c = reg_index(func, a), reg_index(func, c)
+    kernel = gemm_kernel(kind)
+    if isinstance(b, list):
+        if len(b) != 2 or b[0] != "const" or type(b[1]) is not int or not 0 <= b[1] < len(vm.constants):
+            raise Error(f"VM function '{func.name}': bad constant operand {b!r}")
+        weight = vm.constants[b[1]]
+        packed = kernel.pack_weights(weight) if kind != "batched" and weight.size else weight
+
+        def step(R, H):
+            run_gemm(kind, kernel, R[a], packed, R[c])
+
+        return step
+    b = reg_index(func, b)
+
+    def step(R, H):
+        run_gemm(kind, kernel, R[a], R[b], R[c])
+
+    return step
