@@ -440,11 +440,19 @@ def _trilu(ctx, node):
     return op.triu(x, k) if node.attr("upper", 1) else op.tril(x, k)
 
 
-@converter("CumSum")
-def _cumsum(ctx, node):
-    axis = int(ctx.const(node, 1, "axis").reshape(()))
-    x = ctx.expr(node.inputs[0])
-    return op.cumsum(x, axis, bool(node.attr("exclusive", 0)), bool(node.attr("reverse", 0)))
+def _cumulative(graph_op: str):
+    build = getattr(op, graph_op)
+
+    def convert(ctx, node):
+        axis = int(ctx.const(node, 1, "axis").reshape(()))
+        x = ctx.expr(node.inputs[0])
+        return build(x, axis, bool(node.attr("exclusive", 0)), bool(node.attr("reverse", 0)))
+
+    return convert
+
+
+converter("CumSum")(_cumulative("cumsum"))
+converter("CumProd")(_cumulative("cumprod"))
 
 
 @converter("Dropout", since=12)

@@ -6,6 +6,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     binary,
     bitwise,
     create,
+    cumulative,
     dps,
     index,
     linalg,
