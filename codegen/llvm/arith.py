@@ -101,7 +101,7 @@ def _float_to_int(ctx, value: ir.Value, dst: DataType) -> ir.Value:
     if dst.is_uint and dst.bits == 64:
         return _sat(ctx, "llvm.fptoui.sat", value, wide_ty)
     wide = _sat(ctx, "llvm.fptosi.sat", value, wide_ty)
-    return wide if dst.bits == 64 else b.trunc(wide, register_type(dst))
+    return wide if dst.bits == 64 else b.trunc(wide, with_element(wide.type, element_of(register_type(dst))))
 
 
 def _sat(ctx, name: str, value: ir.Value, ret: ir.Type) -> ir.Value:
