@@ -288,3 +288,26 @@ def _quantize(ctx, node):
         q = op.add(q, _per_axis(ctx, node, x_name, node.inputs[2], zp))
     info = np.iinfo(target.to_numpy())
     return op.astype(op.clip(q, float(info.min), float(info.max)), str(target))
+
+
+@converter("QLinearMatMul")
+def _qlinear_matmul(ctx, node):
+    """(a - a_zp) @ (b - b_zp) in int32, rescaled by a_scale * b_scale / y_scale, rounded, shifted by y_zp
+    and saturated, as the reference computes it (per-tensor scales only)."""
+    a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp = node.inputs[:8]
+    for name in (a_scale, a_zp, b_scale, b_zp, y_scale, y_zp):
+        if ctx.rank(name) != 0 and any(as_int(d) != 1 for d in ctx.shape(name)):
+            raise node.unsupported("per-axis scales are not supported")
+    if not ctx.dtype(a_scale).is_float or str(ctx.dtype(a_scale)) != "float32":
+        raise node.unsupported(f"scale dtype {ctx.dtype(a_scale)}")
+    target = ctx.dtype(y_zp)
+
+    def centered(x, zp):
+        return op.subtract(op.astype(ctx.expr(x), "int32"), op.reshape(op.astype(ctx.expr(zp), "int32"), ()))
+
+    acc = op.astype(op.matmul(centered(a, a_zp), centered(b, b_zp)), "float32")
+    scales = [op.reshape(ctx.expr(s), ()) for s in (a_scale, b_scale, y_scale)]
+    factor = op.divide(op.multiply(scales[0], scales[1]), scales[2])
+    q = op.add(op.round(op.multiply(acc, factor)), op.reshape(op.astype(ctx.expr(y_zp), "float32"), ()))
+    info = np.iinfo(target.to_numpy())
+    return op.astype(op.clip(q, float(info.min), float(info.max)), str(target))
