@@ -68,6 +68,12 @@ def _build_kernels(state: CompileState) -> None:
     from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
 
     prims = {name: f for name, f in state.mod.items() if isinstance(f, PrimFunc)}
+    if state.opt_level >= 1:
+        # Default schedule rule 2 (passes/tir/default_schedule.py): parallel + vectorized elementwise and
+        # injective kernels, row-parallel reductions; a rule that does not apply leaves the kernel as is.
+        from shapeflow.passes.tir.default_schedule import apply_default_schedule  # noqa: PLC0415
+
+        prims = {name: apply_default_schedule(f) for name, f in prims.items()}
     state.library = build(IRModule(prims), state.target)
 
 

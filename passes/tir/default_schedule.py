@@ -1,0 +1,160 @@
+"""Default schedule rule 2: parallel + vectorized loops for the kernels compile() builds.
+
+Applied by compile() to every PrimFunc by its "op_pattern" (passes/graph/op_pattern.py), with the
+primitives of passes/schedule:
+
+- elementwise / broadcast / injective (and fused epilogues, which are chains of those): intermediate blocks
+  writing local buffers are inlined into their consumers (a fused chain becomes one pass over memory), then
+  each remaining block's innermost loop is split by the vector width (a predicate masks the tail) and its
+  inner part vectorized, and the outer spatial loops run in parallel (fused into one loop when the
+  schedule's analysis proves the fused iterations independent, else the innermost of them);
+- reduction / opaque (softmax, layer_norm, rms_norm, sums): row-parallel, i.e. each block's leading spatial
+  loops (the rows) run in parallel as above; reductions stay sequential inside a row, so results equal
+  the unscheduled kernel's bit for bit.
+
+Small constant extents (fewer than `PARALLEL_MIN` elements) are not parallelized (a thread-pool dispatch
+costs more than the work). A step that raises ScheduleError is undone and the kernel keeps what was applied
+before it: a rule never fails the compile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from shapeflow.errors import ScheduleError
+from shapeflow.ir.expr import IntImm
+from shapeflow.ir.module import IRModule
+from shapeflow.ir.tir.function import PrimFunc
+from shapeflow.ir.tir.stmt import IterType
+from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
+
+PARALLEL_MIN = 1 << 14
+SPATIAL_PATTERNS = ("elementwise", "broadcast", "injective")
+ROW_PATTERNS = ("reduction", "opaque")
+
+
+def _lanes() -> int:
+    try:
+        from shapeflow.passes.hierarchy import host_cpu_model  # noqa: PLC0415
+
+        return max(1, host_cpu_model().lanes(4))
+    except Exception:  # noqa: BLE001  (an undetectable CPU: a conservative width)
+        return 4
+
+
+def _try(sch, step) -> object:
+    """Run `step(copy)` on a copy of `sch`; the copy when it succeeded, else `sch` unchanged."""
+    trial = sch.copy()
+    try:
+        step(trial)
+    except ScheduleError:
+        return sch
+    return trial
+
+
+def _extent(sch, loop):
+    for_, _ = sch.find_loop(loop)
+    return for_.extent
+
+
+def _small(extent) -> bool:
+    return isinstance(extent, IntImm) and extent.value < PARALLEL_MIN
+
+
+def _block(sch, rv):
+    realize, _ = sch.find_block(rv)
+    return realize.block
+
+
+def _parallel_rows(sch, rows: list) -> object:
+    """Parallelize the fused `rows` loops, or, where the analysis cannot prove the fused loop's iterations
+    independent, the innermost of them (one parallel region per outer iteration)."""
+    if not rows:
+        return sch
+
+    def fused(s):
+        loop = s.fuse(*rows) if len(rows) > 1 else rows[0]
+        if _small(_extent(s, loop)):
+            raise ScheduleError("too small to parallelize")
+        s.parallel(loop)
+
+    def last(s):
+        if _small(_extent(s, rows[-1])):
+            raise ScheduleError("too small to parallelize")
+        s.parallel(rows[-1])
+
+    trial = _try(sch, fused)
+    return trial if trial is not sch else _try(sch, last)
+
+
+def _spatial_rule(sch, block, lanes: int) -> object:
+    loops = sch.get_loops(block)
+    if not loops or any(iv.iter_type != IterType.SPATIAL for iv in _block(sch, block).iter_vars):
+        return sch
+
+    def vector(s):
+        extent = _extent(s, loops[-1])
+        if isinstance(extent, IntImm) and extent.value < lanes:
+            raise ScheduleError("narrower than a vector")
+        _, inner = s.split(loops[-1], [None, lanes])
+        s.vectorize(inner)
+
+    sch = _try(sch, vector)
+    rows = loops[:-1] if len(loops) > 1 else []
+    return _parallel_rows(sch, rows)
+
+
+def _row_rule(sch, block) -> object:
+    loops = sch.get_loops(block)
+    iters = _block(sch, block).iter_vars
+    rows = 0
+    for iv in iters:  # leading spatial iteration variables: the rows
+        if iv.iter_type != IterType.SPATIAL:
+            break
+        rows += 1
+    if rows == len(iters):
+        rows -= 1  # a spatial block (a normalize step): its last axis stays inside the row
+    return _parallel_rows(sch, loops[: min(rows, len(loops))])
+
+
+def apply_default_schedule(func: PrimFunc, lanes: int | None = None) -> PrimFunc:
+    """`func` scheduled by the rule of its "op_pattern" (module docstring); unchanged when none applies."""
+    from shapeflow.passes.schedule import Schedule  # noqa: PLC0415
+
+    pattern = func.attrs.get("op_pattern")
+    if pattern not in SPATIAL_PATTERNS + ROW_PATTERNS or func.attrs.get("default_schedule") is False:
+        return func
+    lanes = lanes or _lanes()
+    try:
+        sch = Schedule(func)
+        blocks = sch.get_child_blocks(sch.get_block("root"))
+    except ScheduleError:
+        return func
+    if pattern in SPATIAL_PATTERNS:
+        for rv in blocks[:-1]:  # inline the chain's intermediates into their consumers
+            sch = _try(sch, lambda s, rv=rv: s.compute_inline(rv))
+        blocks = sch.get_child_blocks(sch.get_block("root"))
+        for rv in blocks:
+            sch = _spatial_rule(sch, rv, lanes)
+    else:
+        for rv in blocks:
+            sch = _row_rule(sch, rv)
+    if not sch.trace:
+        return func
+    return dataclasses.replace(sch.func, attrs={**func.attrs, **sch.func.attrs})
+
+
+@register_pass
+@dataclasses.dataclass(frozen=True)
+class DefaultSchedule(PrimFuncPass):
+    """Apply `apply_default_schedule` to every PrimFunc of the module."""
+
+    name = "tir.default_schedule"
+
+    def transform_function(self, func: PrimFunc, ctx: PassContext) -> PrimFunc:
+        return apply_default_schedule(func)
+
+
+def schedule_module(mod: IRModule) -> IRModule:
+    """Every PrimFunc of `mod` through `apply_default_schedule` (other functions kept)."""
+    return DefaultSchedule()(mod)
