@@ -161,13 +161,15 @@ def test_old_opset_unsupported_dtype_and_attribute_are_named():
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [s], [y])
     with pytest.raises(UnsupportedError, match="STRING"):
         from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    pads = onnx.numpy_helper.from_array(np.array([1, 1, 1, 1], np.int64), "pads")
     graph = helper.make_graph(
-        [helper.make_node("MaxPool", ["x4"], ["y4"], kernel_shape=[2, 2], ceil_mode=1)],
+        [helper.make_node("Pad", ["x4", "pads"], ["y4"], mode="reflect")],
         "g",
         [helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, 5, 5])],
-        [helper.make_tensor_value_info("y4", TensorProto.FLOAT, [1, 1, 3, 3])],
+        [helper.make_tensor_value_info("y4", TensorProto.FLOAT, [1, 1, 7, 7])],
+        [pads],
     )
-    with pytest.raises(UnsupportedError, match="MaxPool.*ceil_mode"):
+    with pytest.raises(UnsupportedError, match="Pad.*reflect"):
         from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
