@@ -148,7 +148,8 @@ def match_gemm(func: PrimFunc) -> GemmMatch | None:
         return None
     kind, a, b = found
     params = list(func.params)
-    if a.buffer not in params or b.buffer not in params or a.buffer is b.buffer:
+    ids = [id(p) for p in params]
+    if id(a.buffer) not in ids or id(b.buffer) not in ids or a.buffer is b.buffer:
         return None
     doms = [iv.dom.extent for iv in block.iter_vars]
     n_dim = b.buffer.shape[0] if kind == "dense" else b.buffer.shape[-1]
@@ -166,12 +167,12 @@ def match_gemm(func: PrimFunc) -> GemmMatch | None:
     if any(buf.strides or not _is_zero(buf.elem_offset) for buf in (a.buffer, b.buffer, c)):
         return None
     rest = tuple(stmts[1:])
-    if c in params:
-        if rest or params.index(c) != len(params) - 1:
+    if id(c) in ids:
+        if rest or ids.index(id(c)) != len(params) - 1:
             return None
-    elif c not in root.alloc_buffers or not rest:
+    elif all(x is not c for x in root.alloc_buffers) or not rest:
         return None
-    return GemmMatch(kind, params.index(a.buffer), params.index(b.buffer), c, rest)
+    return GemmMatch(kind, ids.index(id(a.buffer)), ids.index(id(b.buffer)), c, rest)
 
 
 def _is_zero(x) -> bool:
@@ -207,7 +208,11 @@ Var_ = E.Var
 # ---------------------------------------------------------------------------------------------
 
 
-def _rewrite_binding(b: G.Binding, mod: IRModule, new_funcs: dict, names: set) -> list[G.Binding] | None:
+def _rewrite_binding(
+    b: G.Binding, mod: IRModule, new_funcs: dict, epilogues: dict, names: set
+) -> list[G.Binding] | None:
+    """`b` as GEMM call (+ epilogue call) when its kernel matches; new kernels go into `new_funcs`,
+    `epilogues` maps a split kernel's name to its epilogue's (one epilogue per kernel)."""
     value = b.value
     if not (isinstance(b, G.VarBinding) and isinstance(value, G.Call) and isinstance(value.op, G.Op)):
         return None
@@ -232,15 +237,20 @@ def _rewrite_binding(b: G.Binding, mod: IRModule, new_funcs: dict, names: set) -
     if not m.rest:
         call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), {}, (value.type_args[0],))
         return [G.VarBinding(b.var, call)]
-    epi = epilogue_func(func, m)
-    if epi is None:
-        return None
-    name = _fresh(f"{value.args[0].name}_epilogue", names)
-    new_funcs[name] = epi
+    name = epilogues.get(value.args[0].name)
+    if name is None:
+        epi = epilogue_func(func, m)
+        if epi is None:
+            return None
+        name = _fresh(f"{value.args[0].name}_epilogue", names)
+        new_funcs[name] = epi
+        epilogues[value.args[0].name] = name
+    epi = new_funcs[name]
     tmp_cls = type(b.var) if isinstance(b.var, G.DataflowVar) else G.GraphVar
     tmp = tmp_cls(_fresh(f"{b.var.name}_gemm", names), c_type)
     call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), {}, (c_type,))
-    kept = [x for p, x in zip(func.params, inputs) if isinstance(p, Buffer) and p in epi.params]
+    kept_ids = {id(p) for p in epi.params}
+    kept = [x for p, x in zip(func.params, inputs) if isinstance(p, Buffer) and id(p) in kept_ids]
     epi_call = G.Call(value.op, (G.GlobalName(name), G.Tuple((tmp, *kept))), value.attrs, value.type_args)
     return [G.VarBinding(tmp, call), G.VarBinding(b.var, epi_call)]
 
@@ -272,6 +282,7 @@ class SplitGemm(Pass):
         from shapeflow.passes.graph.op_pattern import analyze_op_pattern  # noqa: PLC0415
 
         new_funcs: dict = {}
+        epilogues: dict = {}
         names = set(mod.functions)
         functions = dict(mod.functions)
         for fname, func in mod.items():
@@ -282,7 +293,7 @@ class SplitGemm(Pass):
             for blk in func.body.blocks:
                 out = []
                 for b in blk.bindings:
-                    out.extend(_rewrite_binding(b, mod, new_funcs, local) or [b])
+                    out.extend(_rewrite_binding(b, mod, new_funcs, epilogues, local) or [b])
                 blocks.append(dataclasses.replace(blk, bindings=tuple(out)))
             names |= set(new_funcs)
             body = dataclasses.replace(func.body, blocks=tuple(blocks))
