@@ -200,3 +200,37 @@ def test_initializers_are_constants_and_types_are_static():
     assert [str(t.shape[1]) for t in main.ret_type.fields] == ["5", "4"]
     assert all(isinstance(t, TensorType) for t in main.ret_type.fields)
     assert "R.const" in mod.script()
+
+
+def test_opset_11_is_converted_and_local_functions_are_inlined():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, 3])
+    graph = helper.make_graph([helper.make_node("Unsqueeze", ["x"], ["y"], axes=[1])], "g", [x], [y])
+    old = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(run(from_onnx(old), a), a[:, None, :])
+
+    add = helper.make_node("Add", ["a", "a"], ["b"])
+    double = helper.make_function("local", "Double", ["a"], ["b"], [add], [helper.make_opsetid("", 17)])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    graph = helper.make_graph([helper.make_node("Double", ["x"], ["y"], domain="local")], "g", [x], [out])
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+        functions=[double],
+    )
+    np.testing.assert_array_equal(run(from_onnx(model), a), a + a)
+
+
+def test_constants_fix_a_shape_input_at_import_time():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])
+    s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "g", [x, s], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    mod = from_onnx(model, constants={"s": np.array([3, 4], np.int64)})
+    assert [p.name for p in mod["main"].params] == ["x"]
+    a = np.arange(12, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_array_equal(shapeflow.compile(mod)(a), a.reshape(3, 4))
+    with pytest.raises(UnsupportedError, match="constants"):
+        from_onnx(model, constants={"s": np.array([3.0, 4.0])})

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 import onnx
+import onnx.inliner
+import onnx.version_converter
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
