@@ -210,3 +210,54 @@ def _scalar_i64(value):
     if known is None:
         raise ValueError("a symbolic length")
     return scalar(int(known), "int64")
+
+
+@converter("RotaryEmbedding", since=23)
+def _rotary_embedding(ctx: Context, node: Node):
+    """Rotary position embedding as onnx's reference computes it: (B, S, heads, H) layout inside, the first
+    rotary_embedding_dim features rotated (halves or interleaved pairs) by the cos/sin caches, optionally
+    gathered by position_ids."""
+    name = node.inputs[0]
+    shape = list(ctx.shape(name))
+    x = ctx.expr(name)
+    rank = len(shape)
+    if rank == 4:
+        x = op.permute_dims(x, (0, 2, 1, 3))
+        shape = [shape[0], shape[2], shape[1], shape[3]]
+    elif rank == 3:
+        heads = node.attr("num_heads", 0)
+        hidden = as_int(shape[2])
+        if not heads or hidden is None:
+            raise node.unsupported("3-D input needs num_heads and a static hidden size")
+        shape = [shape[0], shape[1], heads, hidden // heads]
+        x = op.reshape(x, tuple(shape))
+    else:
+        raise node.unsupported(f"rank-{rank} input")
+    x = ctx.emit(x)
+    head = as_int(shape[3])
+    if head is None:
+        raise node.unsupported("a symbolic head size")
+    dim = node.attr("rotary_embedding_dim", 0) or head
+    half = dim // 2
+    cos, sin = ctx.expr(node.inputs[1]), ctx.expr(node.inputs[2])
+    if node.input(3):
+        ids = ctx.expr(node.inputs[3])
+        cos, sin = op.take(cos, ids, 0), op.take(sin, ids, 0)
+    cos, sin = ctx.emit(op.expand_dims(cos, (2,))), ctx.emit(op.expand_dims(sin, (2,)))
+
+    def part(begin, end, step):
+        return ctx.emit(op.strided_slice(x, (3,), (begin,), (end,), (step,)))
+
+    interleaved = node.attr("interleaved", 0)
+    x1, x2 = (part(0, dim, 2), part(1, dim, 2)) if interleaved else (part(0, half, 1), part(half, dim, 1))
+    real = ctx.emit(op.subtract(op.multiply(cos, x1), op.multiply(sin, x2)))
+    imag = ctx.emit(op.add(op.multiply(sin, x1), op.multiply(cos, x2)))
+    if interleaved:
+        pairs = op.concat([op.expand_dims(real, (4,)), op.expand_dims(imag, (4,))], axis=4)
+        rotated = op.reshape(pairs, (shape[0], shape[1], shape[2], dim))
+    else:
+        rotated = op.concat([real, imag], axis=3)
+    out = op.concat([rotated, part(dim, head, 1)], axis=3) if dim < head else rotated
+    if rank == 3:
+        return op.reshape(out, tuple(ctx.shape(name)))
+    return op.permute_dims(out, (0, 2, 1, 3))
