@@ -3,7 +3,10 @@
 Seeds are <PrimFunc, pass sequence> pairs. `generate` makes random executable PrimFuncs, `mutate_ir` and
 `mutate_passes` mutate programs and pass sequences, `coverage` measures arc coverage of shapeflow per test,
 `oracles` decide what a bug is, `campaign` runs workers in separate processes, `findings` and `minimize`
-turn a failing test into a small reproducer. `shapeflow fuzz --help` is the command line.
+turn a failing test into a small reproducer. `mutate_text` mutates a test's printed text (parser and
+verifier error paths). `tvm_translate` and `tvm_oracle` are the differential oracle against apache-tvm
+(`--tvm`). `graph_gen`, `graph_mutate`, `graph_oracles` and `graph_minimize` fuzz graph functions (`--graph`).
+`shapeflow fuzz --help` is the command line.
 """
 
 from shapeflow.fuzz.generate import generate_prim_func

@@ -79,13 +79,16 @@ def check_graph(test: TestCase, tracker=None, stage_cell=None, compile_oracle: b
 def _check_graph(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) -> None:
     from shapeflow.fuzz.graph_gen import graph_arguments  # noqa: PLC0415
     from shapeflow.fuzz.mutate_passes import build_passes  # noqa: PLC0415
-    from shapeflow.ir.graph import run, verify  # noqa: PLC0415
+    from shapeflow.ir.graph import GraphFunction, run, verify  # noqa: PLC0415
+    from shapeflow.ir.module import IRModule  # noqa: PLC0415
     from shapeflow.ir.text import parse  # noqa: PLC0415
     from shapeflow.passes import PassContext  # noqa: PLC0415
 
     stages.enter("verify", 1)
     try:
-        mod = parse(test.ir)
+        mod = _guard(stages, parse, test.ir)  # the parser must fail with ParseError only
+        if not isinstance(mod, IRModule) or not isinstance(mod.functions.get("main"), GraphFunction):
+            raise VerifyError("a graph test holds a module with a graph function `main`")
         _guard(stages, verify, mod)
     except Error:
         out.status = "invalid"

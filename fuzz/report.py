@@ -43,8 +43,12 @@ def report(out_dir: Path, stream) -> dict:
         "seed_arcs": stats.get("seed_arcs", 0),
         "corpus": int(rows[-1]["corpus"]) if rows else 0,
         "bugs": len(findings),
+        "tvm_bugs": sum(1 for f in findings if str(f.get("symptom", "")).startswith("tvm")),
         "plot": str(target / "coverage.png") if plotted else None,
     }
+    tvm = {k[4:]: v for k, v in stats.items() if k.startswith("tvm_")}
+    if tvm:  # the differential oracle's verdicts (agree, not_translatable, refused, filtered, ...)
+        numbers["tvm_verdicts"] = tvm
     for key, value in numbers.items():
         stream.write(f"{key:>12}: {value}\n")
     stream.write(f"\n{'id':<13} {'symptom':<22} {'stage':<28} {'hits':>5}  message\n")

@@ -21,6 +21,8 @@ from shapeflow.fuzz.mutate_passes import default_sequence, mutate_sequence
 from shapeflow.fuzz.oracles import TestCase, check
 
 MODES = ("full", "ir-only", "passes-only", "generate-only", "graph")
+FRESH_SHARE = 0.35  # of the full fuzzer's tests that start from a freshly generated program
+TEXT_SHARE = 0.2  # of IR mutants whose printed text is mutated too (mutate_text.py: parser, verifier)
 
 
 def build_test(task: dict) -> TestCase:
@@ -33,11 +35,20 @@ def build_test(task: dict) -> TestCase:
     mode = task["mode"]
     if mode == "graph":
         return build_graph_test(task, rng)
-    if mode == "generate-only" or task.get("parent") is None:
+    # The full fuzzer also draws fresh programs now and then (and mutates some of them at once): the
+    # corpus alone converges on the seeds' dtypes and shapes, generation keeps bringing new ones.
+    fresh = mode == "full" and rng.random() < FRESH_SHARE
+    if mode == "generate-only" or task.get("parent") is None or fresh:
         seq = default_sequence()
         if rng.randint(0, 1):
             seq = mutate_sequence(seq, rng)
-        return TestCase(to_text(generate_prim_func(rng)), seq, task["test_seed"], [], "generated")
+        func, flags, origin = generate_prim_func(rng), set(), ["generated"]
+        if fresh and rng.randint(0, 1):
+            found = mutate(func, rng)
+            if found is not None:
+                func, flags = found.func, set(found.flags)
+                origin.append(found.name)
+        return TestCase(to_text(func), seq, task["test_seed"], sorted(flags), "+".join(origin))
     parent = TestCase.from_json(task["parent"])
     what = {"ir-only": "ir", "passes-only": "passes"}.get(mode) or rng.choice(["ir", "passes", "both", "ir"])
     ir, flags, passes, origin = parent.ir, set(parent.flags), parent.passes, []
@@ -49,6 +60,8 @@ def build_test(task: dict) -> TestCase:
                 func, flags = found.func, flags | found.flags
                 origin.append(found.name)
         ir = to_text(func)
+        if rng.random() < TEXT_SHARE:
+            ir, origin = _text_mutant(ir, rng, origin)
     if what in ("passes", "both"):
         passes = mutate_sequence(passes, rng, task.get("others"))
         origin.append("passes")
@@ -82,7 +95,19 @@ def build_graph_test(task: dict, rng: random.Random) -> TestCase:
         text = build_module(recipe).script()
     except Error:
         text = "# a recipe that does not build (invalid)\n"
+    else:
+        if parent is not None and rng.random() < TEXT_SHARE:
+            text, origin = _text_mutant(text, rng, origin)
     return TestCase(text, passes, task["test_seed"], [], "+".join(origin), "graph", recipe)
+
+
+def _text_mutant(text: str, rng: random.Random, origin: list) -> tuple[str, list]:
+    from shapeflow.fuzz.mutate_text import mutate_text  # noqa: PLC0415
+
+    found = mutate_text(text, rng)
+    if found is None:
+        return text, origin
+    return found[0], [*origin, f"text:{found[1]}"]
 
 
 def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
@@ -93,7 +118,7 @@ def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
     tvm = outcome.symptom.startswith("tvm")
 
     def still_fails(candidate: TestCase) -> bool:
-        found = check(candidate, compile_oracle=outcome.stage == "compiled", tvm_oracle=tvm)
+        found = check(candidate, compile_oracle=outcome.stage.startswith("compiled"), tvm_oracle=tvm)
         return found.is_bug and bug_key(found) == key
 
     try:

@@ -148,3 +148,11 @@ def test_graph_campaign_runs_and_grows_its_corpus(tmp_path):
     assert summary["arcs"] > 3000
     entries = [json.loads(p.read_text()) for p in (tmp_path / "corpus").glob("c*.json")]
     assert all(e["kind"] == "graph" and e["recipe"] for e in entries)
+
+
+def test_cli_graph_flag_runs_a_graph_campaign(tmp_path):
+    from shapeflow.cli import main
+
+    assert main(["fuzz", "--graph", "--iterations", "3", "--workers", "1", "--out", str(tmp_path)]) == 0
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["mode"] == "graph" and status["stats"]["tests"] >= 3

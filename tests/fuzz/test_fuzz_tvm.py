@@ -139,3 +139,12 @@ def test_campaign_with_tvm_counts_verdicts(tmp_path):
     assert summary["tvm"] is True
     assert stats.get("tvm_agree", 0) >= 3, stats
     assert sum(v for k, v in stats.items() if k.startswith("tvm_")) >= stats["valid"] - 2
+
+
+def test_cli_tvm_flag_turns_the_oracle_on(tmp_path):
+    from shapeflow.cli import main
+
+    assert main(["fuzz", "--tvm", "--iterations", "3", "--workers", "1", "--out", str(tmp_path)]) == 0
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["tvm"] is True
+    assert sum(v for k, v in status["stats"].items() if k.startswith("tvm_")) >= 1

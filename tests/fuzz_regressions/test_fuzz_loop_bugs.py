@@ -1,0 +1,55 @@
+"""Bugs the loop-level fuzzer found during the fuzzer evaluation campaigns (benchmarks/fuzz_eval.py), as
+minimized reproducers. A bug not yet fixed is marked xfail(strict): once the owner fixes it the test
+passes, strict xfail fails, and the marker must be removed."""
+
+import pytest
+
+from shapeflow.fuzz.oracles import TestCase, check
+
+# Found by the generate-only and no-coverage campaigns (seed 0, 180 s each), same bug key bb78ab3e29bd.
+UNSIGNED_DIV_OF_NEGATED = """# shapeflow.ir v1
+@T.prim_func
+def main(A0: T.Buffer((3,), "int64"), B0: T.Buffer((1, 4), "uint32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {}})
+    B0[0, 0] = T.truncdiv(T.uint32(0) - B0[0, 0], T.uint32(3))
+"""
+
+UNSIGNED_MOD_OF_DIFFERENCE = """# shapeflow.ir v1
+@T.prim_func
+def main(B0: T.Buffer((n,), "uint32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    for i1 in T.serial(0, n):
+        B0[i1] = T.truncmod(T.uint32(2) - B0[i1], T.uint32(3))
+"""
+
+UNSIGNED_REASON = (
+    "simplify rewrites unsigned truncdiv/truncmod of a wrapped difference as if the operands were signed "
+    "(e.g. (0u - x) / 3u becomes x * 1431655765u), which changes the uint32 result"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=UNSIGNED_REASON)
+@pytest.mark.parametrize("text", [UNSIGNED_DIV_OF_NEGATED, UNSIGNED_MOD_OF_DIFFERENCE], ids=["div", "mod"])
+def test_simplify_keeps_unsigned_division_of_a_difference(text):
+    for seed in (1, 2, 3):
+        outcome = check(TestCase(text, [["simplify", {}]], seed), compile_oracle=False)
+        assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
+
+
+# Found by the ir-only campaign: a mutated index made a parallel loop racy (B0[0, 0] written by every
+# iteration). Not a compiler bug: the oracle now recognizes order-dependent loops and files no finding.
+RACY_PARALLEL = """# shapeflow.ir v1
+@T.prim_func
+def main(A0: T.Buffer((4,), "int16"), B0: T.Buffer((1, 8), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i2 in T.parallel(0, 8):
+            B0[0, 0] = B0[0, i2]
+"""
+
+
+def test_racy_parallel_loop_is_not_reported_as_a_miscompilation():
+    outcome = check(TestCase(RACY_PARALLEL, [], 7), compile_oracle=True)
+    assert not outcome.is_bug, f"{outcome.symptom}: {outcome.message}"
