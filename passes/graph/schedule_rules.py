@@ -45,6 +45,10 @@ from shapeflow.passes.infra import Pass, PassContext, register_pass
 F32 = DataType("float32")
 LIBRARY_PREFIX = "shapeflow.gemm."
 GEMM_KINDS = ("dense", "gemm", "batched")
+# Rows (M) up to which a dense layer with a run-time weight runs its plain loop nest instead of packing the
+# weight (measured on the encoder's 768/3072 layers, one and two threads: packing costs about as much as
+# 4-8 rows of the loop nest).
+SMALL_M_FALLBACK = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +207,16 @@ def epilogue_func(func: PrimFunc, m: GemmMatch) -> PrimFunc | None:
 Var_ = E.Var
 
 
+def gemm_only_func(func: PrimFunc, m: GemmMatch) -> PrimFunc:
+    """The GEMM stage of `func` alone, as a kernel (A, B, C) -> C: the small-M fallback of a dense layer."""
+    root = _root(func)
+    stmts = list(root.body.seq) if isinstance(root.body, SeqStmt) else [root.body]
+    params = (func.params[m.a], func.params[m.b], m.c)
+    new_root = dataclasses.replace(root, body=stmts[0], alloc_buffers=())
+    attrs = {k: v for k, v in func.attrs.items() if k != "global_symbol"}
+    return PrimFunc(params, dataclasses.replace(func.body, block=new_root), attrs)
+
+
 # ---------------------------------------------------------------------------------------------
 # The graph rewrite
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +226,8 @@ def _rewrite_binding(
     b: G.Binding, mod: IRModule, new_funcs: dict, epilogues: dict, names: set
 ) -> list[G.Binding] | None:
     """`b` as GEMM call (+ epilogue call) when its kernel matches; new kernels go into `new_funcs`,
-    `epilogues` maps a split kernel's name to its epilogue's (one epilogue per kernel)."""
+    `epilogues` maps a split kernel's name (and ("gemm_only", name)) to its epilogue's and its small-M
+    fallback's (one of each per kernel)."""
     value = b.value
     if not (isinstance(b, G.VarBinding) and isinstance(value, G.Call) and isinstance(value.op, G.Op)):
         return None
@@ -234,8 +249,18 @@ def _rewrite_binding(
     n = w_type.shape[0] if m.kind == "dense" else w_type.shape[-1]
     c_type = TensorType((*a_type.shape[:-1], n), "float32")
     lib = G.ExternFunc(LIBRARY_PREFIX + m.kind)
+    attrs = {}
+    if m.kind == "dense" and not isinstance(w, G.Constant):
+        # A weight that arrives at run time is packed per call: for a few rows the plain loop nest (its
+        # inner loop reads A and W contiguously) is faster than packing, so the VM keeps it at hand.
+        fallback = epilogues.get(("gemm_only", value.args[0].name))
+        if fallback is None:
+            fallback = _fresh(f"{value.args[0].name}_small_m", names)
+            new_funcs[fallback] = gemm_only_func(func, m)
+            epilogues[("gemm_only", value.args[0].name)] = fallback
+        attrs = {"fallback": fallback, "fallback_max_rows": SMALL_M_FALLBACK}
     if not m.rest:
-        call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), {}, (value.type_args[0],))
+        call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), attrs, (value.type_args[0],))
         return [G.VarBinding(b.var, call)]
     name = epilogues.get(value.args[0].name)
     if name is None:
@@ -248,7 +273,7 @@ def _rewrite_binding(
     epi = new_funcs[name]
     tmp_cls = type(b.var) if isinstance(b.var, G.DataflowVar) else G.GraphVar
     tmp = tmp_cls(_fresh(f"{b.var.name}_gemm", names), c_type)
-    call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), {}, (c_type,))
+    call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), attrs, (c_type,))
     kept_ids = {id(p) for p in epi.params}
     kept = [x for p, x in zip(func.params, inputs) if isinstance(p, Buffer) and id(p) in kept_ids]
     epi_call = G.Call(value.op, (G.GlobalName(name), G.Tuple((tmp, *kept))), value.attrs, value.type_args)

@@ -419,7 +419,10 @@ class _FunctionCodegen:
         a_reg = self.emit_expr(a)
         b_op = ["const", self.shared.constant_index(b)] if isinstance(b, G.Constant) else self.emit_expr(b)
         out_regs, _ = self.alloc_outputs(call.type_args[0])
-        self.out.emit("call_gemm", kind, a_reg, b_op, out_regs[0])
+        fallback = call.attrs.get("fallback")
+        if fallback is not None:
+            fallback = [self.shared.kernel_index(fallback), int(call.attrs["fallback_max_rows"])]
+        self.out.emit("call_gemm", kind, a_reg, b_op, out_regs[0], fallback)
         return out_regs[0]
 
 

@@ -1,7 +1,11 @@
 """The `call_gemm` instruction: a matmul/linear on the hierarchy GEMM (passes/graph/schedule_rules.py).
 
-    ["call_gemm", kind, a_reg, b, c_reg]      kind: "dense" | "gemm" | "batched"
-                                              b: a register, or ["const", index] for a constant weight
+    ["call_gemm", kind, a_reg, b, c_reg, fallback]
+        kind: "dense" | "gemm" | "batched"
+        b: a register, or ["const", index] for a constant weight
+        fallback: None, or [kernel index, max rows]: with at most that many rows (the product of A's dims
+                  but the last), call that kernel (A, B, C) instead; for a weight in a register, where
+                  packing it would cost more than the few rows' loop nest
 
 The kernel family is built (or taken from the process cache) when the program is loaded. A constant weight
 is packed into the micro-kernels' layout right then, once per load: compile() loads the program, and so
@@ -19,7 +23,7 @@ GEMM_KINDS = ("dense", "gemm", "batched")
 
 
 @builds("call_gemm")
-def _call_gemm(vm, func, kind, a, b, c):
+def _call_gemm(vm, func, kind, a, b, c, fallback):
     from shapeflow.passes.graph.schedule_rules import gemm_kernel, run_gemm  # noqa: PLC0415
 
     if kind not in GEMM_KINDS:
@@ -37,8 +41,23 @@ def _call_gemm(vm, func, kind, a, b, c):
 
         return step
     b = reg_index(func, b)
+    if fallback is None:
+
+        def step(R, H):
+            run_gemm(kind, kernel, R[a], R[b], R[c])
+
+        return step
+    if not (isinstance(fallback, list) and len(fallback) == 2 and type(fallback[0]) is int):
+        raise Error(f"VM function '{func.name}': bad GEMM fallback {fallback!r}")
+    if not 0 <= fallback[0] < len(vm.kernels) or type(fallback[1]) is not int:
+        raise Error(f"VM function '{func.name}': GEMM fallback {fallback!r} out of range")
+    small, max_rows = vm.kernels[fallback[0]], fallback[1]
 
     def step(R, H):
-        run_gemm(kind, kernel, R[a], R[b], R[c])
+        x = R[a]
+        if x.size <= max_rows * x.shape[-1]:
+            small(x, R[b], R[c])
+        else:
+            run_gemm(kind, kernel, x, R[b], R[c])
 
     return step

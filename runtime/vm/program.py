@@ -20,7 +20,7 @@ strings (names, dtypes), shape expressions (shapeflow.runtime.vm.shape_code) and
 | alloc_view | dst, storage, offset code, shape codes, dtype | a tensor inside a storage, at a byte offset |
 | call_tir | kernel, arg regs, scalar codes, symbolic codes, checked | a kernel (inputs, then outputs) |
 | call_lib | name, input regs, output regs, scalar codes | a registered library function (DPS) |
-| call_gemm | kind, a reg, b (reg or ["const", index]), c reg | hierarchy GEMM; a constant b packed at load |
+| call_gemm | kind, a, b (reg or ["const", i]), c, fallback | hierarchy GEMM (runtime/vm/gemm_steps.py) |
 | call | dst, function, arg regs | another VM function |
 | const | dst, index | a constant tensor |
 | literal | dst, value | a Python scalar (float, bool) |
@@ -60,7 +60,7 @@ ARITY: dict[str, int] = {
     "alloc_view": 5,
     "call_tir": 5,
     "call_lib": 4,
-    "call_gemm": 4,
+    "call_gemm": 5,
     "call": 3,
     "const": 2,
     "literal": 2,

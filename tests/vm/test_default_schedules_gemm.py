@@ -13,6 +13,7 @@ import pytest
 import shapeflow as sf
 from shapeflow.ir import Var
 from shapeflow.ir.graph import BlockBuilder, GraphVar, TensorType, op, run
+from shapeflow.passes.graph import schedule_rules
 from shapeflow.passes.hierarchy import GemmKernel
 
 rng = np.random.default_rng(7)
@@ -99,7 +100,7 @@ def test_batched_matmuls_with_activation_operands(b, s):
     np.testing.assert_allclose(exe(q, k, v), run(attention(), q, k, v), rtol=1e-4, atol=1e-5)
 
 
-def test_parameter_weights_and_opt_level_zero():
+def test_parameter_weights_and_opt_level_zero(monkeypatch):
     n = Var("n")
     x = GraphVar("x", TensorType((n, D), "float32"))
     w = GraphVar("w", TensorType((H, D), "float32"))
@@ -109,12 +110,24 @@ def test_parameter_weights_and_opt_level_zero():
             out = bb.emit_output(op.relu(op.linear(x, w)))
         bb.emit_func_output(out)
     mod = bb.get()
+    calls, original = [], schedule_rules.run_gemm
+
+    def counting(*args):
+        calls.append(args[2].shape)
+        original(*args)
+
+    monkeypatch.setattr(schedule_rules, "run_gemm", counting)  # the VM binds it when it loads the program
     exe = sf.compile(mod)
-    assert [ins[3] for ins in _opcodes(exe) if ins[0] == "call_gemm"] == [1]  # the weight's register
+    (gemm,) = [ins for ins in _opcodes(exe) if ins[0] == "call_gemm"]
+    assert gemm[3] == 1  # the weight's register: packed per call, so a few rows take the loop nest
+    fallback_kernel, max_rows = gemm[5]
+    assert exe.program.kernels[fallback_kernel].endswith("_small_m") and max_rows >= 1
+
     assert not any(ins[0] == "call_gemm" for ins in _opcodes(sf.compile(mod, opt_level=0)))
-    for rows in (1, 3, 17):
+    for rows in (1, max_rows, max_rows + 1, 17):
         xs = rng.standard_normal((rows, D)).astype("float32")
         np.testing.assert_allclose(exe(xs, W1), np.maximum(xs @ W1.T, 0), rtol=1e-4, atol=1e-5)
+    assert calls == [(max_rows + 1, D), (17, D)]  # the GEMM ran for the larger row counts only
     assert exe(np.zeros((0, D), "float32"), W1).shape == (0, H)
 
 
