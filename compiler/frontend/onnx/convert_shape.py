@@ -494,3 +494,27 @@ def _space_to_depth(ctx, node):
     perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
     y = op.permute_dims(op.reshape(x, (b, c, hh, bs, ww, bs)), perm)
     return op.reshape(y, (b, simplify(c * bs * bs), hh, ww))
+
+
+@converter("CenterCropPad")
+def _center_crop_pad(ctx, node):
+    """Per axis: crop the centre when the target is smaller, zero-pad around it when larger (the odd
+    element goes to the end in both cases)."""
+    shape = [as_int(d) for d in ctx.shape(node.inputs[0])]
+    target = [int(v) for v in ctx.const(node, 1, "shape").reshape(-1)]
+    rank = len(shape)
+    axes = node.attr("axes")
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    x = ctx.expr(node.inputs[0])
+    widths = [0] * (2 * rank)
+    for a, want in zip(axes, target):
+        dim = shape[a]
+        if dim is None:
+            raise node.unsupported("a symbolic dimension")
+        if want < dim:
+            start = (dim - want) // 2
+            x = op.strided_slice(x, (a,), (start,), (start + want,), (1,))
+        elif want > dim:
+            widths[2 * a] = (want - dim) // 2
+            widths[2 * a + 1] = want - dim - (want - dim) // 2
+    return op.pad(x, tuple(widths), 0.0) if any(widths) else op.add(x, scalar(0, ctx.dtype(node.inputs[0])))
