@@ -105,6 +105,11 @@ def _data_sets(case) -> list:
     return [(_declared(list(x), inputs), _declared(list(y), graph.output)) for x, y in case.data_sets]
 
 
+def _is_integer(data, names, name) -> bool:
+    value = data[0][0][names.index(name)] if data else None
+    return isinstance(value, np.ndarray) and value.dtype.kind in "iu"
+
+
 def _run_shapeflow(case, engine: str, freeze_inputs: bool) -> Outcome:
     import shapeflow  # noqa: PLC0415
     from shapeflow.frontend import from_onnx  # noqa: PLC0415
@@ -122,12 +127,19 @@ def _run_shapeflow(case, engine: str, freeze_inputs: bool) -> Outcome:
                 break
             except UnsupportedError as exc:
                 tensor = getattr(exc, "tensor", None)
-                if not freeze_inputs or tensor not in names or tensor in constants:
+                if not freeze_inputs or tensor is None or tensor in constants:
                     raise
-                values = [inputs[names.index(tensor)] for inputs, _ in data]
-                if any(not np.array_equal(values[0], v) for v in values[1:]):
+                # The tensor itself when it is a graph input; else (computed from inputs) every integer
+                # input, as the shape arithmetic feeding it reads them.
+                wanted = [tensor] if tensor in names else [n for n in names if _is_integer(data, names, n)]
+                wanted = [n for n in wanted if n not in constants]
+                if not wanted:
                     raise
-                constants[tensor] = values[0]
+                for name in wanted:
+                    values = [inputs[names.index(name)] for inputs, _ in data]
+                    if any(not np.array_equal(values[0], v) for v in values[1:]):
+                        raise
+                    constants[name] = values[0]
         runner = shapeflow.compile(mod, target="cpu") if engine == "compile" else None
     except UnsupportedError as exc:
         return Outcome(case.name, "unsupported", str(exc).splitlines()[0][:300], tuple(constants))
