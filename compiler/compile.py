@@ -73,8 +73,20 @@ def _build_kernels(state: CompileState) -> None:
         # injective kernels, row-parallel reductions; a rule that does not apply leaves the kernel as is.
         from shapeflow.passes.tir.default_schedule import apply_default_schedule  # noqa: PLC0415
 
-        prims = {name: apply_default_schedule(f) for name, f in prims.items()}
+        bounds = _declared_bounds(state.mod)
+        prims = {name: apply_default_schedule(f, bounds=bounds) for name, f in prims.items()}
     state.library = build(IRModule(prims), state.target)
+
+
+def _declared_bounds(mod: IRModule) -> dict:
+    """{dim name: (lo, hi)} of every graph function's "var_bounds" (kernels name their dims alike)."""
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+
+    bounds: dict = {}
+    for func in mod.functions.values():
+        if isinstance(func, G.GraphFunction):
+            bounds.update(func.attrs.get("var_bounds") or {})
+    return bounds
 
 
 def _vm_codegen(state: CompileState) -> None:

@@ -46,9 +46,9 @@ F32 = DataType("float32")
 LIBRARY_PREFIX = "shapeflow.gemm."
 GEMM_KINDS = ("dense", "gemm", "batched")
 # Rows (M) up to which a dense layer with a run-time weight runs its plain loop nest instead of packing the
-# weight (measured on the encoder's 768/3072 layers, one and two threads: packing costs about as much as
-# 4-8 rows of the loop nest).
-SMALL_M_FALLBACK = 4
+# weight per call. Measured (one thread, znver5) for (N, K) = (3072, 768): loop nest 0.16 / 0.92 / 1.82 /
+# 3.69 ms at M = 1 / 8 / 16 / 32 vs pack + GEMM 1.74 / 1.89 / 2.01 / 2.46 ms; (768, 768) crosses at 16 too.
+SMALL_M_FALLBACK = 16
 
 
 @dataclasses.dataclass(frozen=True)

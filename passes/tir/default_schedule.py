@@ -7,28 +7,32 @@ primitives of passes/schedule:
   writing local buffers are inlined into their consumers (a fused chain becomes one pass over memory), then
   each remaining block's innermost loop is split by the vector width (a predicate masks the tail) and its
   inner part vectorized, and the outer spatial loops run in parallel (fused into one loop when the
-  schedule's analysis proves the fused iterations independent, else the innermost of them);
+  schedule's analysis proves the fused iterations independent, else the biggest single loop that starts
+  at most MAX_REGIONS parallel regions per call, judged by the model's declared dim bounds);
 - reduction / opaque (softmax, layer_norm, rms_norm, sums): row-parallel, i.e. each block's leading spatial
   loops (the rows) run in parallel as above; reductions stay sequential inside a row, so results equal
   the unscheduled kernel's bit for bit.
 
-Small constant extents (fewer than `PARALLEL_MIN` elements) are not parallelized (a thread-pool dispatch
-costs more than the work). A step that raises ScheduleError is undone and the kernel keeps what was applied
-before it: a rule never fails the compile.
+Kernels of small constant shape (fewer than `PARALLEL_MIN` elements) are not parallelized (a thread-pool
+dispatch costs more than the work). A step that raises ScheduleError is undone and the kernel keeps what was
+applied before it: a rule never fails the compile.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from shapeflow.errors import ScheduleError
-from shapeflow.ir.expr import IntImm
+from shapeflow.ir.expr import IntImm, Var
 from shapeflow.ir.module import IRModule
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.stmt import IterType
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
 
-PARALLEL_MIN = 1 << 14
+PARALLEL_MIN = 1 << 14  # elements: a kernel of constant shape smaller than this stays on one thread
+MAX_REGIONS = 16  # most parallel regions one kernel call may start (see _parallel_rows)
+UNKNOWN_EXTENT = 16  # assumed upper bound of a symbolic extent without declared bounds
 SPATIAL_PATTERNS = ("elementwise", "broadcast", "injective")
 ROW_PATTERNS = ("reduction", "opaque")
 
@@ -57,8 +61,14 @@ def _extent(sch, loop):
     return for_.extent
 
 
-def _small(extent) -> bool:
-    return isinstance(extent, IntImm) and extent.value < PARALLEL_MIN
+def _upper(extent, bounds: dict) -> int:
+    """An upper bound of a loop extent: constants as they are, symbolic dims from the declared bounds
+    (by name), anything else assumed `UNKNOWN_EXTENT`."""
+    if isinstance(extent, IntImm):
+        return extent.value
+    if isinstance(extent, Var) and extent.name in bounds:
+        return int(bounds[extent.name][1])
+    return UNKNOWN_EXTENT
 
 
 def _block(sch, rv):
@@ -66,28 +76,33 @@ def _block(sch, rv):
     return realize.block
 
 
-def _parallel_rows(sch, rows: list) -> object:
-    """Parallelize the fused `rows` loops, or, where the analysis cannot prove the fused loop's iterations
-    independent, the innermost of them (one parallel region per outer iteration)."""
-    if not rows:
+def _parallel_rows(sch, block, rows: list, bounds: dict) -> object:
+    """Parallelize the rows: the fused `rows` loops when the schedule's analysis proves the fused iterations
+    independent (one parallel region per call), else the single row loop with the largest extent among
+    those entered at most `MAX_REGIONS` times per call (each entry starts a parallel region, whose
+    thread wake-up costs more than a small kernel's work)."""
+    loops = sch.get_loops(block)
+    extents = [_extent(sch, x) for x in loops]
+    constant = all(isinstance(e, IntImm) for e in extents)
+    if not rows or (constant and math.prod(e.value for e in extents) < PARALLEL_MIN):
         return sch
 
     def fused(s):
-        loop = s.fuse(*rows) if len(rows) > 1 else rows[0]
-        if _small(_extent(s, loop)):
-            raise ScheduleError("too small to parallelize")
-        s.parallel(loop)
-
-    def last(s):
-        if _small(_extent(s, rows[-1])):
-            raise ScheduleError("too small to parallelize")
-        s.parallel(rows[-1])
+        s.parallel(s.fuse(*rows) if len(rows) > 1 else rows[0])
 
     trial = _try(sch, fused)
-    return trial if trial is not sch else _try(sch, last)
+    if trial is not sch:
+        return trial
+    uppers = [_upper(e, bounds) for e in extents[: len(rows)]]
+    candidates = [i for i in range(len(rows)) if math.prod(uppers[:i]) <= MAX_REGIONS and uppers[i] > 1]
+    for i in sorted(candidates, key=lambda i: (-uppers[i], -i)):
+        trial = _try(sch, lambda s, i=i: s.parallel(rows[i]))
+        if trial is not sch:
+            return trial
+    return sch
 
 
-def _spatial_rule(sch, block, lanes: int) -> object:
+def _spatial_rule(sch, block, lanes: int, bounds: dict) -> object:
     loops = sch.get_loops(block)
     if not loops or any(iv.iter_type != IterType.SPATIAL for iv in _block(sch, block).iter_vars):
         return sch
@@ -101,10 +116,10 @@ def _spatial_rule(sch, block, lanes: int) -> object:
 
     sch = _try(sch, vector)
     rows = loops[:-1] if len(loops) > 1 else []
-    return _parallel_rows(sch, rows)
+    return _parallel_rows(sch, block, rows, bounds)
 
 
-def _row_rule(sch, block) -> object:
+def _row_rule(sch, block, bounds: dict) -> object:
     loops = sch.get_loops(block)
     iters = _block(sch, block).iter_vars
     rows = 0
@@ -114,17 +129,19 @@ def _row_rule(sch, block) -> object:
         rows += 1
     if rows == len(iters):
         rows -= 1  # a spatial block (a normalize step): its last axis stays inside the row
-    return _parallel_rows(sch, loops[: min(rows, len(loops))])
+    return _parallel_rows(sch, block, loops[: min(rows, len(loops))], bounds)
 
 
-def apply_default_schedule(func: PrimFunc, lanes: int | None = None) -> PrimFunc:
-    """`func` scheduled by the rule of its "op_pattern" (module docstring); unchanged when none applies."""
+def apply_default_schedule(func: PrimFunc, lanes: int | None = None, bounds: dict | None = None) -> PrimFunc:
+    """`func` scheduled by the rule of its "op_pattern" (module docstring); unchanged when none applies.
+    `bounds` ({dim name: (lo, hi)}, the model's declared dims) bound symbolic loop extents."""
     from shapeflow.passes.schedule import Schedule  # noqa: PLC0415
 
     pattern = func.attrs.get("op_pattern")
     if pattern not in SPATIAL_PATTERNS + ROW_PATTERNS or func.attrs.get("default_schedule") is False:
         return func
     lanes = lanes or _lanes()
+    bounds = {**(func.attrs.get("var_bounds") or {}), **(bounds or {})}
     try:
         sch = Schedule(func)
         blocks = sch.get_child_blocks(sch.get_block("root"))
@@ -135,10 +152,10 @@ def apply_default_schedule(func: PrimFunc, lanes: int | None = None) -> PrimFunc
             sch = _try(sch, lambda s, rv=rv: s.compute_inline(rv))
         blocks = sch.get_child_blocks(sch.get_block("root"))
         for rv in blocks:
-            sch = _spatial_rule(sch, rv, lanes)
+            sch = _spatial_rule(sch, rv, lanes, bounds)
     else:
         for rv in blocks:
-            sch = _row_rule(sch, rv)
+            sch = _row_rule(sch, rv, bounds)
     if not sch.trace:
         return func
     return dataclasses.replace(sch.func, attrs={**func.attrs, **sch.func.attrs})
