@@ -148,3 +148,49 @@ def test_artifact_round_trip_in_a_fresh_process(mlp_exe, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), mlp_exe(x), rtol=1e-6, atol=1e-6)
+
+
+def mini_encoder(constant_weights: bool):
+    """A post-norm encoder block (hidden 24, 3 heads, ffn 40) over symbolic (b, s, 24); weights either
+    constants (packed at load) or parameters (packed per call, loop nest for a few rows)."""
+    hid, heads, ffn = 24, 3, 40
+    r = np.random.default_rng(3)
+    ws = {n: (r.standard_normal((hid, hid)) / 5).astype("float32") for n in ("wq", "wk", "wv", "wo")}
+    ws.update(
+        w1=(r.standard_normal((ffn, hid)) / 5).astype("float32"), b1=r.standard_normal(ffn).astype("f4")
+    )
+    ws.update(w2=(r.standard_normal((hid, ffn)) / 6).astype("float32"), g=np.ones(hid, "float32"))
+    b, s = Var("b"), Var("s")
+    x = GraphVar("x", TensorType((b, s, hid), "float32"))
+    params = (
+        {} if constant_weights else {n: GraphVar(n, TensorType(a.shape, "float32")) for n, a in ws.items()}
+    )
+    P = ws if constant_weights else params
+    bb = BlockBuilder()
+
+    def heads_of(t):
+        return op.permute_dims(op.reshape(t, (b, s, heads, hid // heads)), (0, 2, 1, 3))
+
+    with bb.function("main", [x, *params.values()]):
+        with bb.dataflow():
+            q, k, v = (bb.emit(heads_of(op.linear(x, P[n]))) for n in ("wq", "wk", "wv"))
+            scores = bb.emit(op.multiply(op.matmul(q, op.permute_dims(k, (0, 1, 3, 2))), 0.35))
+            ctx = bb.emit(op.matmul(op.softmax(scores, axis=-1), v))
+            ctx = bb.emit(op.reshape(op.permute_dims(ctx, (0, 2, 1, 3)), (b, s, hid)))
+            h = bb.emit(op.layer_norm(op.add(x, op.linear(ctx, P["wo"])), P["g"], P["g"], axes=(-1,)))
+            f = bb.emit(op.linear(op.gelu(op.linear(h, P["w1"], P["b1"])), P["w2"]))
+            out = bb.emit_output(op.rms_norm(op.add(h, f), P["g"], axes=(-1,)))
+        bb.emit_func_output(out)
+    return bb.get(), [] if constant_weights else list(ws.values())
+
+
+@pytest.mark.parametrize("constant_weights", [True, False])
+def test_encoder_block_matches_interpreter(constant_weights):
+    mod, weights = mini_encoder(constant_weights)
+    exe = sf.compile(mod, dims=DIMS)
+    kinds = sorted(ins[1] for ins in _opcodes(exe) if ins[0] == "call_gemm")
+    assert kinds == ["batched"] * 2 + ["dense"] * 6
+    for b, s in [(1, 1), (2, 3), (1, 16), (1, 17), (3, 29), (4, 67)]:
+        x = rng.standard_normal((b, s, 24)).astype("float32")
+        want = run(mini_encoder(constant_weights)[0], x, *weights)
+        np.testing.assert_allclose(exe(x, *weights), want, rtol=2e-4, atol=2e-4)
