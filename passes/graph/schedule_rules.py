@@ -27,12 +27,12 @@ import threading
 
 import numpy as np
 
-from shapeflow.errors import Error
+from shapeflow.errors import Error, UnsupportedError
 from shapeflow.ir import expr as E
 from shapeflow.ir.dtype import DataType
 from shapeflow.ir.functor import collect
 from shapeflow.ir.graph import expr as G
-from shapeflow.ir.graph.ops.dps import _LIBRARY, register_library_function
+from shapeflow.ir.graph.ops.dps import get_library_function, register_library_function
 from shapeflow.ir.graph.ops.registry import get_op
 from shapeflow.ir.graph.types import TensorType
 from shapeflow.ir.module import IRModule
@@ -355,6 +355,8 @@ def gemm_kernel(kind: str):
 
 def run_gemm(kind: str, kernel, a: np.ndarray, b, c: np.ndarray) -> None:
     """C = A @ B for the kind's layouts; `b` an array (packed per call) or PackedWeights (packed once)."""
+    if not c.flags.c_contiguous:  # reshaping would copy, and the result would not reach C
+        raise Error(f"GEMM output must be C-contiguous, got strides {c.strides}")
     if c.size == 0:
         return
     k = a.shape[-1]
@@ -376,6 +378,12 @@ def _library_function(kind: str):
     return fn
 
 
-for _kind in GEMM_KINDS:
-    if LIBRARY_PREFIX + _kind not in _LIBRARY:
-        register_library_function(LIBRARY_PREFIX + _kind, _library_function(_kind))
+def _register() -> None:
+    for kind in GEMM_KINDS:
+        try:
+            get_library_function(LIBRARY_PREFIX + kind)
+        except UnsupportedError:
+            register_library_function(LIBRARY_PREFIX + kind, _library_function(kind))
+
+
+_register()

@@ -16,10 +16,27 @@ packed by the kernel at each call.
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
+
 from shapeflow.errors import Error
 from shapeflow.runtime.vm.steps import builds, reg_index
 
 GEMM_KINDS = ("dense", "gemm", "batched")
+
+
+def _packed(vm, kind: str, kernel, weight: np.ndarray):
+    """`weight` packed for `kernel`, once per program load and distinct weight: layers sharing a weight (equal
+    constants, even as separate constant entries) share the packed copy."""
+    if kind == "batched" or not weight.size:
+        return weight
+    cache = vm.__dict__.setdefault("packed_weights", {})
+    key = (kind, weight.shape, hashlib.sha256(weight.tobytes()).digest())
+    found = cache.get(key)
+    if found is None or not np.array_equal(found[0], weight):
+        found = cache[key] = (weight, kernel.pack_weights(weight))
+    return found[1]
 
 
 @builds("call_gemm")
@@ -33,8 +50,7 @@ def _call_gemm(vm, func, kind, a, b, c, fallback):
     if isinstance(b, list):
         if len(b) != 2 or b[0] != "const" or type(b[1]) is not int or not 0 <= b[1] < len(vm.constants):
             raise Error(f"VM function '{func.name}': bad constant operand {b!r}")
-        weight = vm.constants[b[1]]
-        packed = kernel.pack_weights(weight) if kind != "batched" and weight.size else weight
+        packed = _packed(vm, kind, kernel, vm.constants[b[1]])
 
         def step(R, H):
             run_gemm(kind, kernel, R[a], packed, R[c])

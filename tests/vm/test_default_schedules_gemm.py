@@ -194,3 +194,23 @@ def test_encoder_block_matches_interpreter(constant_weights):
         x = rng.standard_normal((b, s, 24)).astype("float32")
         want = run(mini_encoder(constant_weights)[0], x, *weights)
         np.testing.assert_allclose(exe(x, *weights), want, rtol=2e-4, atol=2e-4)
+
+
+def test_a_constant_weight_shared_by_two_layers_is_packed_once(monkeypatch):
+    calls = []
+    original = GemmKernel.pack_weights
+    monkeypatch.setattr(
+        GemmKernel, "pack_weights", lambda self, b: calls.append(b.shape) or original(self, b)
+    )
+    n = Var("n")
+    x = GraphVar("x", TensorType((n, D), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            h = bb.emit(op.linear(x, W1))
+            out = bb.emit_output(op.add(h, op.linear(op.multiply(x, 2.0), W1)))
+        bb.emit_func_output(out)
+    exe = sf.compile(bb.get())
+    xs = rng.standard_normal((5, D)).astype("float32")
+    np.testing.assert_allclose(exe(xs), 3 * xs @ W1.T, rtol=1e-4, atol=1e-4)
+    assert calls == [W1.shape]
