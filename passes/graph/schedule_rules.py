@@ -250,9 +250,9 @@ def _rewrite_binding(
     c_type = TensorType((*a_type.shape[:-1], n), "float32")
     lib = G.ExternFunc(LIBRARY_PREFIX + m.kind)
     attrs = {}
-    if m.kind == "dense" and not isinstance(w, G.Constant):
-        # A weight that arrives at run time is packed per call: for a few rows the plain loop nest (its
-        # inner loop reads A and W contiguously) is faster than packing, so the VM keeps it at hand.
+    if not isinstance(w, G.Constant):
+        # A B that arrives at run time is packed per call: for a few rows (per batch entry) the plain loop
+        # nest is faster than packing, so the VM keeps it at hand.
         fallback = epilogues.get(("gemm_only", value.args[0].name))
         if fallback is None:
             fallback = _fresh(f"{value.args[0].name}_small_m", names)

@@ -4,8 +4,8 @@
         kind: "dense" | "gemm" | "batched"
         b: a register, or ["const", index] for a constant weight
         fallback: None, or [kernel index, max rows]: with at most that many rows (the product of A's dims
-                  but the last), call that kernel (A, B, C) instead; for a weight in a register, where
-                  packing it would cost more than the few rows' loop nest
+                  but the last; per batch entry for "batched"), call that kernel (A, B, C) instead; for a
+                  B in a register, where packing it would cost more than the few rows' loop nest
 
 The kernel family is built (or taken from the process cache) when the program is loaded. A constant weight
 is packed into the micro-kernels' layout right then, once per load: compile() loads the program, and so
@@ -69,9 +69,11 @@ def _call_gemm(vm, func, kind, a, b, c, fallback):
         raise Error(f"VM function '{func.name}': GEMM fallback {fallback!r} out of range")
     small, max_rows = vm.kernels[fallback[0]], fallback[1]
 
+    batched = kind == "batched"
+
     def step(R, H):
         x = R[a]
-        if x.size <= max_rows * x.shape[-1]:
+        if (x.shape[-2] <= max_rows) if batched else (x.size <= max_rows * x.shape[-1]):
             small(x, R[b], R[c])
         else:
             run_gemm(kind, kernel, x, R[b], R[c])
