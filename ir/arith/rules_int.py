@@ -83,6 +83,14 @@ def _single_atom(ctx, r: Sum):
     return None
 
 
+def _signed_index(dtype) -> bool:
+    """Signed scalar integers. The division rules reason about a canonical sum as a mathematical integer,
+    which holds for 32- and 64-bit signed index arithmetic (assumed not to overflow, as in C and TVM) but not
+    for unsigned values, whose sums wrap by design ((0u - x) is 2^bits - x, not -x), nor for int8/int16,
+    whose wraparound quantized code relies on. Those are only folded exactly (canonical_sum, constants)."""
+    return dtype.is_int and dtype.bits >= 32 and dtype.lanes == 1
+
+
 def _same_period(ctx, r: Sum, c: int) -> int | None:
     """k if every value of r lies in [k*c, k*c + c)."""
     lo, hi = ctx.sum_bound(r)
@@ -96,7 +104,7 @@ def _same_period(ctx, r: Sum, c: int) -> int | None:
 )
 def floordiv_const(node, ctx):
     c = _positive_const(node.b)
-    if c is None or not is_index_dtype(node.dtype):
+    if c is None or not _signed_index(node.dtype):
         return None
     q, r = _split(ctx.canon.to_sum(node.a), c)
     k = _same_period(ctx, r, c) if r.terms else 0
@@ -117,7 +125,7 @@ def floordiv_const(node, ctx):
 @DIVMOD.rule("floormod_const", FloorMod, law="(c*q + r) % c -> r % c, folded by bounds, gcd, nesting")
 def floormod_const(node, ctx):
     c = _positive_const(node.b)
-    if c is None or not is_index_dtype(node.dtype):
+    if c is None or not _signed_index(node.dtype):
         return None
     _, r = _split(ctx.canon.to_sum(node.a), c)
     # A coefficient of c or more reduces modulo c; smaller ones (and negative ones) are kept as written.
@@ -151,7 +159,7 @@ def _nonneg_below(ctx, a, b) -> bool:
     "div_mod_small_dividend", FloorDiv, FloorMod, Div, Mod, law="a // b -> 0, a % b -> a if 0 <= a < b"
 )
 def div_mod_small_dividend(node, ctx):
-    if not is_index_dtype(node.dtype) or type(node.b) is IntImm:
+    if not _signed_index(node.dtype) or type(node.b) is IntImm:
         return None  # constant divisors are handled, more generally, by floordiv_const / floormod_const
     if not _nonneg_below(ctx, node.a, node.b):
         return None
@@ -162,7 +170,7 @@ def div_mod_small_dividend(node, ctx):
     "trunc_to_floor", Div, Mod, law="truncdiv/truncmod(a, b) -> floordiv/floormod(a, b) if a >= 0, b > 0"
 )
 def trunc_to_floor(node, ctx):
-    if not is_index_dtype(node.dtype) or ctx.bound(node.b)[0] <= 0 or ctx.bound(node.a)[0] < 0:
+    if not _signed_index(node.dtype) or ctx.bound(node.b)[0] <= 0 or ctx.bound(node.a)[0] < 0:
         return None
     return (FloorDiv if type(node) is Div else FloorMod)(node.a, node.b)
 
@@ -188,7 +196,7 @@ def _difference(ctx, a, b) -> Sum:
 
 @MINMAX.rule("minmax_by_proof", Min, Max, law="min(a, b) -> a if a <= b provable (and the like)")
 def minmax_by_proof(node, ctx):
-    if not is_index_dtype(node.dtype):
+    if not _signed_index(node.dtype):
         return None
     d = _difference(ctx, node.a, node.b)
     if ctx.prove_nonpos(d):  # a <= b
@@ -200,7 +208,7 @@ def minmax_by_proof(node, ctx):
 
 @MINMAX.rule("minmax_absorb", Min, Max, law="min(min(x,y),y) -> min(x,y); min(x, max(x,y)) -> x (integers)")
 def minmax_absorb(node, ctx):
-    if not is_index_dtype(node.dtype):
+    if not _signed_index(node.dtype):
         return None
     same = ctx.canon.same
     for this, other in ((node.a, node.b), (node.b, node.a)):
@@ -243,7 +251,7 @@ def _decide(ctx, cls, d: Sum) -> bool | None:
     "compare_by_proof", EQ, NE, LT, LE, GT, GE, law="a < b -> 1 if provable, 0 if a >= b is"
 )
 def compare_by_proof(node, ctx):
-    if not is_index_dtype(node.a.dtype):
+    if not _signed_index(node.a.dtype):
         return None
     truth = _decide(ctx, type(node), _difference(ctx, node.a, node.b))
     return None if truth is None else IntImm("bool", 1 if truth else 0)
