@@ -97,11 +97,14 @@ def _check_graph(test: TestCase, stages: _Stages, out: Outcome, compile_oracle) 
     _guard(stages, _roundtrip, mod, "graph roundtrip")
 
     stages.enter("reference", 3)
-    try:
+    try:  # inputs are the fuzzer's business: a dtype numpy lacks (bfloat16) makes the test not runnable
         args = graph_arguments(mod, test.seed)
+    except Exception:
+        return
+    try:
         expected = _guard(stages, run, mod, *[a.copy() for a in args])
         out.ran = True
-    except (Error, ValueError, KeyError):
+    except Error:
         return
 
     ctx = PassContext(opt_level=2)

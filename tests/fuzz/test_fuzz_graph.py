@@ -156,3 +156,16 @@ def test_cli_graph_flag_runs_a_graph_campaign(tmp_path):
     assert main(["fuzz", "--graph", "--iterations", "3", "--workers", "1", "--out", str(tmp_path)]) == 0
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["mode"] == "graph" and status["stats"]["tests"] >= 3
+
+
+def test_a_parameter_dtype_numpy_lacks_makes_the_test_not_runnable_not_a_crash():
+    """Found by the graph evaluation campaign: a text mutant declared a bfloat16 parameter, and making its
+    input raised TypeError inside the oracle, which killed the worker (filed as a crash)."""
+    text = (
+        build_module(SEED_RECIPES["mlp"])
+        .script()
+        .replace('x: R.Tensor((n, 4), "float32")', 'x: R.Tensor((n, 4), "bfloat16")')
+    )
+    assert "bfloat16" in text
+    outcome = check(TestCase(text, [], 1, kind="graph"), compile_oracle=False)
+    assert not outcome.is_bug and not outcome.ran
