@@ -45,10 +45,20 @@ from shapeflow.passes.infra import Pass, PassContext, register_pass
 F32 = DataType("float32")
 LIBRARY_PREFIX = "shapeflow.gemm."
 GEMM_KINDS = ("dense", "gemm", "batched")
-# Rows (M) up to which a dense layer with a run-time weight runs its plain loop nest instead of packing the
-# weight per call. Measured (one thread, znver5) for (N, K) = (3072, 768): loop nest 0.16 / 0.92 / 1.82 /
-# 3.69 ms at M = 1 / 8 / 16 / 32 vs pack + GEMM 1.74 / 1.89 / 2.01 / 2.46 ms; (768, 768) crosses at 16 too.
+# Rows (M) up to which a matmul with a run-time B runs its plain loop nest instead of packing B per call.
+# Measured (one thread, znver5), loop nest vs pack + GEMM, ms: dense (N, K) = (3072, 768) at M = 1 / 8 / 16 /
+# 32: 0.16 / 0.92 / 1.82 / 3.69 vs 1.74 / 1.89 / 2.01 / 2.46; (768, 768) crosses at 16 too. Packing a
+# dense weight with K > N (rows of W longer than its columns) is ~3x slower: (768, 3072) at M = 32 / 48 /
+# 64: 3.34 / 5.92 / 11.3 vs 5.25 / 5.85 / 7.47, so those layers switch at 48.
 SMALL_M_FALLBACK = 16
+SMALL_M_FALLBACK_LONG_K = 48
+
+
+def _fallback_rows(kind: str, w_type: TensorType) -> int:
+    n, k = (w_type.shape[0], w_type.shape[1]) if kind == "dense" else (None, None)
+    if isinstance(n, E.IntImm) and isinstance(k, E.IntImm) and k.value > n.value:
+        return SMALL_M_FALLBACK_LONG_K
+    return SMALL_M_FALLBACK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +268,7 @@ def _rewrite_binding(
             fallback = _fresh(f"{value.args[0].name}_small_m", names)
             new_funcs[fallback] = gemm_only_func(func, m)
             epilogues[("gemm_only", value.args[0].name)] = fallback
-        attrs = {"fallback": fallback, "fallback_max_rows": SMALL_M_FALLBACK}
+        attrs = {"fallback": fallback, "fallback_max_rows": _fallback_rows(m.kind, w_type)}
     if not m.rest:
         call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), attrs, (value.type_args[0],))
         return [G.VarBinding(b.var, call)]
