@@ -92,8 +92,8 @@ def _pool(kind: str):
         shape = ctx.shape(node.inputs[0])
         kernel = list(node.attr("kernel_shape"))
         rank = len(kernel)
-        if rank not in (1, 2):
-            raise node.unsupported(f"{rank}-D pooling is not supported (1-D and 2-D only)")
+        if rank not in (1, 2, 3):
+            raise node.unsupported(f"{rank}-D pooling is not supported")
         strides = node.attr("strides") or [1] * rank
         dilations = node.attr("dilations") or [1] * rank
         pads = _window_padding(ctx, node, kernel, strides, dilations)
@@ -104,15 +104,44 @@ def _pool(kind: str):
             kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
             pads = [0, pads[0], 0, pads[1]]
         if kind == "max":
-            y = op.max_pool2d(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
+            pool = op.max_pool2d
         else:
             if any(d != 1 for d in dilations):
                 raise node.unsupported("dilations in AveragePool are not supported")
             include = bool(node.attr("count_include_pad", 0))
-            y = op.avg_pool2d(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations), include)
+
+            def pool(v, *args):
+                return op.avg_pool2d(v, *args, include)
+
+        if rank == 3:
+            return _pool3d(ctx, pool, x, shape, kernel, strides, pads, dilations)
+        y = pool(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
         return op.squeeze(y, (2,)) if rank == 1 else y
 
     return convert
+
+
+def _pool3d(ctx: Context, pool, x, shape, kernel, strides, pads, dilations):
+    """3-D pooling as 2-D pooling over (H, W) then over D: max and average pooling are separable (an
+    average's divisor, padded or not, is the product of the per-axis counts)."""
+    n, c, d, h, w = shape
+    flat = op.reshape(x, (n, c * d, h, w))
+    plane = ctx.emit(
+        pool(
+            flat,
+            tuple(kernel[1:]),
+            tuple(strides[1:]),
+            (pads[1], pads[2], pads[4], pads[5]),
+            tuple(dilations[1:]),
+        )
+    )
+    _, _, h2, w2 = _shape_of(plane)
+    depth = ctx.emit(
+        pool(op.reshape(plane, (n, c, d, h2 * w2)), (kernel[0], 1), (strides[0], 1), (pads[0], 0, pads[3], 0),
+             (dilations[0], 1))
+    )  # fmt: skip
+    d2 = _shape_of(depth)[2]
+    return op.reshape(depth, (n, c, d2, h2, w2))
 
 
 def _ceil_mode_pads(node: Node, kind: str, spatial, kernel, strides, dilations, pads) -> list[int]:
