@@ -16,8 +16,11 @@ hierarchy's). Kinds (`GEMM_KINDS`):
 
 The VM (runtime/vm/gemm_steps.py) calls the kernel; a CONSTANT B is packed into the micro-kernels' layout
 once when the program is loaded (compile() loads it, and so does loading an artifact, which stores the
-unpacked weight), never per call. A kernel that does not match exactly (other dtypes, broadcasting batch
-dims, predicates, ...) is left alone.
+unpacked weight), never per call. A B that arrives at run time (a parameter, an activation) is packed per
+call, so the call also carries the GEMM stage alone as a loop-nest kernel ("<kernel>_small_m") that the VM
+runs instead for a few rows (`SMALL_M_FALLBACK`, measured). A kernel that does not match exactly (other
+dtypes, broadcasting batch dims, predicates, ...) is left alone. compile() applies the pass at opt_level >= 1
+and re-plans storage after it (the GEMM outputs are new intermediates).
 """
 
 from __future__ import annotations
@@ -202,7 +205,7 @@ def epilogue_func(func: PrimFunc, m: GemmMatch) -> PrimFunc | None:
     used = {id(x.buffer) for x in collect(rest, (E.BufferLoad, BufferStore))}
     params = [m.c]
     for p in func.params:
-        if isinstance(p, Var_) or id(p) in used:
+        if isinstance(p, E.Var) or id(p) in used:
             params.append(p)
     allocs = tuple(b for b in root.alloc_buffers if b is not m.c)
     new_root = dataclasses.replace(root, body=rest, alloc_buffers=allocs)
@@ -212,9 +215,6 @@ def epilogue_func(func: PrimFunc, m: GemmMatch) -> PrimFunc | None:
     except Error:
         return None
     return out
-
-
-Var_ = E.Var
 
 
 def gemm_only_func(func: PrimFunc, m: GemmMatch) -> PrimFunc:
