@@ -65,6 +65,12 @@ def _attr_vars(attrs) -> list[Var]:
     return free_vars(exprs)
 
 
+def _copy_if_input(tensor, inputs, op_name: str, index: int):
+    if not any(tensor is x for x in inputs):
+        return tensor
+    return te.compute(tensor.shape, lambda *idx: tensor[idx], name=f"{op_name}_copy{index}")
+
+
 def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Type]:
     """The PrimFunc computing op call `call` on arguments of `arg_types`, and the call's output type.
 
@@ -85,6 +91,9 @@ def legalize_call(call: G.Call, arg_types: Sequence[Type]) -> tuple[PrimFunc, Ty
     inputs = [te.placeholder(t.shape, t.dtype, name=f"x{i}") for i, t in enumerate(in_fields)]
     result = op_def.legalize(inputs, out_type, **attrs)
     outputs = list(result) if isinstance(result, (tuple, list)) else [result]
+    # An op that is the identity for these attributes (pad by zero, a full slice, ...) may hand back an
+    # input; destination-passing style still needs a kernel that writes the output, so copy it.
+    outputs = [_copy_if_input(t, inputs, op_def.name, k) for k, t in enumerate(outputs)]
     if len(outputs) != len(out_fields):
         raise UnsupportedError(
             f"op '{op_def.name}': legalization made {len(outputs)} outputs, not {len(out_fields)}"
