@@ -14,6 +14,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     nn,
     norm,
     reduce,
+    resize,
     slice,
     unary,
 )
