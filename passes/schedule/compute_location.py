@@ -25,7 +25,7 @@ from shapeflow.passes.schedule.analysis import (
     realizes_in,
     top_level_item,
 )
-from shapeflow.passes.schedule.state import REMOVED, BlockRV, LoopRV, Schedule, fail, primitive
+from shapeflow.passes.schedule.state import REMOVED, BlockRV, LoopRV, Schedule, fail, primitive, walk
 
 
 def point_write(realize: BlockRealize, prim: str) -> tuple[Buffer, list[Var]]:
@@ -133,6 +133,16 @@ def compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     sch.commit({id(items[pos_p]): REMOVED, id(for_): replace(for_, body=seq(nest, for_.body))})
 
 
+def _after_loop(item: Stmt, loop: For) -> list[Stmt]:
+    """Statements of `item` that run after `loop` has finished (inside the same top-level item): what the
+    block, moved to the end of the loop's body, would now run before. Pre-order puts them after the
+    loop's subtree."""
+    order = [s for s, _ in walk(item)]
+    start = next(i for i, s in enumerate(order) if s is loop)
+    end = start + sum(1 for _ in walk(loop))
+    return [s for s in order[end:] if isinstance(s, BlockRealize)]
+
+
 @primitive
 def reverse_compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     """Move consumer `block` under `loop` of its producers, computing per iteration the points whose
@@ -149,7 +159,7 @@ def reverse_compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     if not produced:
         raise fail(f"{prim}: block reads nothing the loop produces")
     reads_c = buffers_read(realize.block)
-    for item in items[pos_l + 1 : pos_c]:
+    for item in [*_after_loop(items[pos_l], for_), *items[pos_l + 1 : pos_c]]:
         if reads_c & buffers_written(item) or {id(out)} & (buffers_read(item) | buffers_written(item)):
             raise fail(f"{prim}: a block between the loop and the block conflicts with it")
     if id(out) in buffers_read(for_) | buffers_written(for_):

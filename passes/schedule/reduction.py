@@ -219,24 +219,34 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     rf_realize = BlockRealize(tuple(rf_values), logical_and(*keep) if keep else True, rf_block)
 
     # The write-back block, under the original name: reduce the partial results into the output.
-    w_ivs, w_vars, w_map = [], [], {}
+    w_ivs, w_map = [], {}
     for iv in b.iter_vars:
         if iv.iter_type == IterType.SPATIAL:
             nv = Var(iv.var.name, iv.var.dtype)
             w_map[iv.var] = nv
             w_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
-            w_vars.append(nv)
     w_r = Var(f"v_{var.name}", var.dtype)
     w_ivs.append(IterVar(w_r, Range.from_extent(for_.extent), IterType.REDUCE))
-    w_vars.append(w_r)
     w_out = tuple(substitute(i, w_map) for i in out_index)
     w_rf = (*w_out[:axis], w_r, *w_out[axis:])
     w_body = BufferStore(out, combiner(BufferLoad(out, w_out), BufferLoad(rf, w_rf)), w_out)
     w_block = infer_regions(Block(b.name, tuple(w_ivs), (), (), w_body, BufferStore(out, identity, w_out)))
-    w_loops = [Var(f"ax{k}", v.dtype) for k, v in enumerate(w_vars)]
-    nest: Stmt = BlockRealize(tuple(w_loops), True, w_block)
-    for lv, iv in reversed(list(zip(w_loops, w_ivs))):
-        nest = For(lv, iv.dom.min, iv.dom.extent, ForKind.SERIAL, nest)
+    # The write-back visits exactly the spatial points the original block did: its spatial loops (copied,
+    # with fresh variables), its spatial bindings and the spatial part of its predicate. Iterating over the
+    # whole domain instead would reset outputs another block computes (e.g. the main part of a split
+    # whose tail block is being factored).
+    s_loops = [f for f in loops if id(f.loop_var) not in r_ids]
+    fresh = {f.loop_var: Var(f"ax_{f.loop_var.name}", f.loop_var.dtype) for f in s_loops}
+    w_spatial = [substitute(val, fresh) for iv, val in zip(b.iter_vars, realize.iter_values)
+                 if iv.iter_type == IterType.SPATIAL]  # fmt: skip
+    w_red_loop = Var(f"ax_{var.name}", var.dtype)
+    w_pred = substitute(logical_and(*keep), fresh) if keep else True
+    nest: Stmt = BlockRealize((*w_spatial, w_red_loop), w_pred, w_block)
+    nest = For(w_red_loop, 0, for_.extent, ForKind.SERIAL, nest)
+    for f in reversed(s_loops):
+        nest = For(
+            fresh[f.loop_var], substitute(f.min, fresh), substitute(f.extent, fresh), ForKind.SERIAL, nest
+        )
     sch.commit({id(realize): rf_realize})
     edit_scope(sch, scope.name, {pos + 1: [nest]}, allocs=(rf,))
     return BlockRV(rf_name)
