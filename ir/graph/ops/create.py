@@ -1,4 +1,4 @@
-"""Tensor creation (full, zeros, ones, arange: symbolic extents), tril/triu and cumsum."""
+"""Tensor creation (full, zeros, ones, arange: symbolic extents) and tril/triu."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.expr import PrimExpr, convert
 from shapeflow.ir.graph.ops import te_util as T
-from shapeflow.ir.graph.ops.common import normalize_axis
 from shapeflow.ir.graph.ops.registry import (
     Attr,
     CallInfo,
-    attr_bool,
     attr_dtype,
     attr_float,
     attr_int,
@@ -127,51 +125,3 @@ for _name, _fn in (("tril", np.tril), ("triu", np.triu)):
         pattern="injective",
         legalize=_tri_legalize(_name == "tril"),
     )
-
-
-def _cumsum_infer(info: CallInfo) -> Type:
-    t = info.tensor(0)
-    if t.known_rank:
-        normalize_axis(info, info.attrs["axis"], t.ndim)
-    return t
-
-
-def _cumsum_reference(x, axis, exclusive, reverse):
-    y = np.flip(x, axis) if reverse else x
-    out = np.cumsum(y, axis=axis, dtype=x.dtype)
-    if exclusive:
-        out = np.moveaxis(out, axis, 0)
-        out = np.concatenate([np.zeros_like(out[:1]), out[:-1]], axis=0)
-        out = np.moveaxis(out, 0, axis)
-    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
-
-
-def _cumsum_legalize(inputs, out, axis, exclusive, reverse):
-    """A sum over the whole axis under a condition (O(n^2); schedules may rewrite it as a scan)."""
-    x = inputs[0]
-    axis = axis % x.ndim
-
-    def body(*i):
-        r = te.reduce_axis((0, x.shape[axis]), name="r")
-        pos = i[axis]
-        if reverse:
-            cond = r > pos if exclusive else r >= pos
-        else:
-            cond = r < pos if exclusive else r <= pos
-        index = list(i)
-        index[axis] = r
-        return te.sum(E.select(cond, x[tuple(index)], T.const(0, x.dtype)), axis=r)
-
-    return te.compute(x.shape, body, name="cumsum")
-
-
-register_op(
-    "cumsum",
-    num_args=1,
-    attrs=(Attr("axis", attr_int, 0), Attr("exclusive", attr_bool, False), Attr("reverse", attr_bool, False)),
-    infer_type=_cumsum_infer,
-    reference=_cumsum_reference,
-    pattern="opaque",
-    doc="Running sum along `axis` (ONNX CumSum: exclusive and reverse options).",
-    legalize=_cumsum_legalize,
-)
