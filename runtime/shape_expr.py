@@ -48,16 +48,30 @@ def floormod(a: int, b: int) -> int:
 
 HELPERS = {"_truncdiv": truncdiv, "_truncmod": truncmod, "_floordiv": floordiv, "_floormod": floormod}
 
-_BINARY: dict[type, Callable[[str, str], str]] = {
-    Add: lambda a, b: f"({a} + {b})",
-    Sub: lambda a, b: f"({a} - {b})",
-    Mul: lambda a, b: f"({a} * {b})",
-    FloorDiv: lambda a, b: f"_floordiv({a}, {b})",
-    FloorMod: lambda a, b: f"_floormod({a}, {b})",
-    Div: lambda a, b: f"_truncdiv({a}, {b})",
-    Mod: lambda a, b: f"_truncmod({a}, {b})",
-    Min: lambda a, b: f"min({a}, {b})",
-    Max: lambda a, b: f"max({a}, {b})",
+# Integer ops a shape expression may use, by name (the VM's serialized shape code uses these names too),
+# and the Python source each renders to.
+OP_NAMES: dict[type, str] = {
+    Add: "add",
+    Sub: "sub",
+    Mul: "mul",
+    FloorDiv: "floordiv",
+    FloorMod: "floormod",
+    Div: "div",
+    Mod: "mod",
+    Min: "min",
+    Max: "max",
+}
+
+RENDER: dict[str, Callable[[str, str], str]] = {
+    "add": lambda a, b: f"({a} + {b})",
+    "sub": lambda a, b: f"({a} - {b})",
+    "mul": lambda a, b: f"({a} * {b})",
+    "floordiv": lambda a, b: f"_floordiv({a}, {b})",
+    "floormod": lambda a, b: f"_floormod({a}, {b})",
+    "div": lambda a, b: f"_truncdiv({a}, {b})",
+    "mod": lambda a, b: f"_truncmod({a}, {b})",
+    "min": lambda a, b: f"min({a}, {b})",
+    "max": lambda a, b: f"max({a}, {b})",
 }
 
 
@@ -72,9 +86,9 @@ def to_python(expr: PrimExpr, names: dict[int, str]) -> str:
         return name
     if isinstance(expr, Cast) and expr.dtype.is_integer:
         return to_python(expr.value, names)
-    render = _BINARY.get(type(expr))
-    if render is None or not expr.dtype.is_integer:
+    name = OP_NAMES.get(type(expr))
+    if name is None or not expr.dtype.is_integer:
         raise UnsupportedError(
             f"shape expression {type(expr).__name__} ({expr.dtype}) is not supported in a parameter"
         )
-    return render(to_python(expr.a, names), to_python(expr.b, names))
+    return RENDER[name](to_python(expr.a, names), to_python(expr.b, names))

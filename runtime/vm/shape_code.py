@@ -18,47 +18,14 @@ from collections.abc import Callable, Mapping
 
 from shapeflow.errors import UnsupportedError, VerifyError
 from shapeflow.ir.expr import (
-    Add,
     Cast,
-    Div,
-    FloorDiv,
-    FloorMod,
     IntImm,
-    Max,
-    Min,
-    Mod,
-    Mul,
     PrimExpr,
-    Sub,
     Var,
 )
-from shapeflow.runtime.shape_expr import HELPERS
+from shapeflow.runtime.shape_expr import HELPERS, OP_NAMES, RENDER
 
 ShapeCode = list  # a JSON tree, see the module docstring
-
-_OPS: dict[type, str] = {
-    Add: "add",
-    Sub: "sub",
-    Mul: "mul",
-    FloorDiv: "floordiv",
-    FloorMod: "floormod",
-    Div: "div",
-    Mod: "mod",
-    Min: "min",
-    Max: "max",
-}
-
-_RENDER: dict[str, Callable[[str, str], str]] = {
-    "add": lambda a, b: f"({a} + {b})",
-    "sub": lambda a, b: f"({a} - {b})",
-    "mul": lambda a, b: f"({a} * {b})",
-    "floordiv": lambda a, b: f"_floordiv({a}, {b})",
-    "floormod": lambda a, b: f"_floormod({a}, {b})",
-    "div": lambda a, b: f"_truncdiv({a}, {b})",
-    "mod": lambda a, b: f"_truncmod({a}, {b})",
-    "min": lambda a, b: f"min({a}, {b})",
-    "max": lambda a, b: f"max({a}, {b})",
-}
 
 # Names the rendered source may use besides `H`.
 ENV: dict[str, object] = dict(HELPERS)
@@ -77,7 +44,7 @@ def encode(expr: PrimExpr | int, slots: Mapping[int, int]) -> ShapeCode:
         return ["h", slot]
     if isinstance(expr, Cast) and expr.dtype.is_integer:
         return encode(expr.value, slots)
-    name = _OPS.get(type(expr))
+    name = OP_NAMES.get(type(expr))
     if name is None or not expr.dtype.is_integer:
         raise UnsupportedError(
             f"the VM cannot compute the shape expression {type(expr).__name__} ({expr.dtype})"
@@ -94,7 +61,7 @@ def render(code: ShapeCode) -> str:
         return str(code[1])
     if head == "h" and len(code) == 2 and type(code[1]) is int and code[1] >= 0:
         return f"H[{code[1]}]"
-    fn = _RENDER.get(head) if isinstance(head, str) else None
+    fn = RENDER.get(head) if isinstance(head, str) else None
     if fn is None or len(code) != 3:
         raise VerifyError(f"malformed shape expression {code!r}")
     return fn(render(code[1]), render(code[2]))
