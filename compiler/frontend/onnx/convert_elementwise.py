@@ -1,5 +1,5 @@
 """Converters of ONNX elementwise ops: unary math and activations, binary arithmetic, comparisons and
-logic, variadic Sum/Max/Min/Mean, Where, Cast.
+logic, variadic Sum/Max/Min/Mean, Where, Clip.
 
 Arithmetic and comparisons also fold at import time on symbolic shape values (`Shape` results), so that
 shape subgraphs such as `Shape -> Gather -> Mul -> Concat -> Reshape` give Reshape a symbolic target.
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from shapeflow.frontend.onnx.context import Context, Node, normalize_known, onnx_dtype, scalar
+from shapeflow.frontend.onnx.context import Context, Node, normalize_known, scalar
 from shapeflow.frontend.onnx.registry import converter, register_simple
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph import op
@@ -378,7 +378,7 @@ register_simple("Min", _variadic("minimum"))
 register_simple("Mean", _variadic("add", mean=True))
 
 
-# -- Where, Cast, CastLike, Clip ------------------------------------------------------------------------
+# -- Where, Clip ------------------------------------------------------------------------
 
 
 def _fold_where(ctx: Context, node: Node):
@@ -395,28 +395,6 @@ register_simple(
     lambda ctx, node: op.where(*(ctx.expr(n) for n in node.inputs)),
     fold=_fold_where,
 )
-
-
-def _fold_cast(ctx: Context, node: Node):
-    value = ctx.known_value(node.inputs[0])
-    target = onnx_dtype(node.attr("to"), "ONNX op 'Cast' attribute 'to'")
-    node.attr("saturate")
-    if value is None or value.dtype != object or not target.is_integer:
-        return None
-    return [value]
-
-
-@converter("Cast", fold=_fold_cast)
-def _cast(ctx: Context, node: Node):
-    target = onnx_dtype(node.attr("to"), "ONNX op 'Cast' attribute 'to'")
-    node.attr("saturate")  # only meaningful for float8 targets, which are refused above
-    return op.astype(ctx.expr(node.inputs[0]), str(target))
-
-
-@converter("CastLike")
-def _cast_like(ctx: Context, node: Node):
-    node.attr("saturate")
-    return op.astype(ctx.expr(node.inputs[0]), str(ctx.dtype(node.inputs[1])))
 
 
 @converter("Clip")

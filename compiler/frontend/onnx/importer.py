@@ -26,6 +26,7 @@ from onnx import numpy_helper
 from shapeflow.errors import CompileError, Error, ParseError, UnsupportedError, VerifyError
 from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registers its converters
     convert_attention,
+    convert_cast,
     convert_elementwise,
     convert_misc,
     convert_nn,
