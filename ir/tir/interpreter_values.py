@@ -26,7 +26,7 @@ from shapeflow.ir.tir.intrinsics import INTRINSICS
 
 
 class InterpreterError(Error):
-    """A run-time fault of the interpreted program: out-of-bounds access, division by zero, bad binding."""
+    """A run-time fault of the interpreted program: out-of-bounds access, a failed assertion, bad binding."""
 
 
 class AssertionFailed(InterpreterError):
@@ -57,34 +57,28 @@ def int_wrapper(dtype: DataType) -> Callable[[int], int]:
     return wrap
 
 
-def _check_divisor(b, op: str) -> None:
-    if b == 0:
-        raise InterpreterError(f"integer division by zero in {op}")
-
-
 def _truncdiv(a: int, b: int) -> int:
-    _check_divisor(b, "Div")
+    if b == 0:
+        return 0
     q = abs(a) // abs(b)
     return -q if (a < 0) != (b < 0) else q
 
 
 def _truncmod(a: int, b: int) -> int:
-    _check_divisor(b, "Mod")
-    return a - b * _truncdiv(a, b)
+    return 0 if b == 0 else a - b * _truncdiv(a, b)
 
 
 def _floordiv(a: int, b: int) -> int:
-    _check_divisor(b, "FloorDiv")
-    return a // b
+    return 0 if b == 0 else a // b
 
 
 def _floormod(a: int, b: int) -> int:
-    _check_divisor(b, "FloorMod")
-    return a % b
+    return 0 if b == 0 else a % b
 
 
 # Integer semantics on Python ints (wrapped afterwards). Div/Mod truncate as C; FloorDiv/FloorMod floor.
-# INT_MIN / -1 overflows in C (undefined); here it wraps to INT_MIN.
+# INT_MIN / -1 overflows in C (undefined); here it wraps to INT_MIN. Division by zero is defined as 0 for
+# all four (numpy's result, and what the CPU backend emits; see codegen/llvm/arith.py), not an error.
 _INT_OPS: dict[str, Callable[[int, int], int]] = {
     "Add": operator.add,
     "Sub": operator.sub,
