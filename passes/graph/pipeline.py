@@ -9,6 +9,7 @@ optimizations go.
 from __future__ import annotations
 
 from shapeflow.passes.graph.canonicalize import CanonicalizeBindings
+from shapeflow.passes.graph.conv_gemm import ConvToGemm
 from shapeflow.passes.graph.cse import CommonSubexpressionElimination
 from shapeflow.passes.graph.dead_code import DeadCodeElimination
 from shapeflow.passes.graph.fold_constant import FoldConstant
@@ -30,6 +31,11 @@ def graph_pipeline(opt_level: int = 2) -> Sequential:
         CanonicalizeBindings(),
         # Fold constants while calls are still ops: the numpy reference evaluates them directly.
         FoldConstant() if optimize else None,
+        # conv2d as im2col + linear (a GEMM for SplitGemm), channels-last between convs; after folding, so
+        # bias / batch-norm terms are Constants it can relayout, and before CSE, which shares its relayouts.
+        ConvToGemm() if optimize else None,
+        # The identity transposes it cancels are left as aliases: resolve them.
+        CanonicalizeBindings() if optimize else None,
         # Share repeated pure calls before they become separate kernels.
         CommonSubexpressionElimination() if optimize else None,
         # Remove what folding and CSE left unused, so it is neither legalized nor fused.

@@ -514,3 +514,8 @@ register_op(
     doc="group_norm(x (N, C, ...), gamma (C,), beta (C,)): normalize each group of C / num_groups channels.",
     legalize=_group_norm_legalize,
 )
+
+
+# im2col (channels-last patch matrix of conv-as-GEMM) is declared in its own module; importing it here
+# registers it with the rest of the convolution family.
+from shapeflow.ir.graph.ops import im2col as _im2col  # noqa: E402, F401

@@ -1,0 +1,122 @@
+"""im2col over channels-last data: the patch matrix that turns a 2-D convolution into one GEMM.
+
+    im2col(x (N, H, W, C), kernel_size=(KH, KW), strides, padding, dilation) -> (N, OH, OW, KH * KW * C)
+    out[n, oh, ow, (kh * KW + kw) * C + c] = x[n, oh * sh + kh * dh - ph, ow * sw + kw * dw - pw, c]
+                                             (0 where that position lies in the padding)
+
+It is the producer of the conv-as-GEMM rewrite (passes/graph/conv_gemm.py): conv2d(x, w) equals
+linear(im2col(NHWC x), w permuted to (O, KH, KW, C) and flattened), whose GEMM stage the hierarchy runs.
+Channels last makes the innermost index of a patch row a contiguous run of C input elements (a vector copy),
+and makes a 1x1 stride-1 convolution need no patch copy at all. The op is declared here, beside but apart
+from nn.py (which is at its size limit), and registered when nn.py is imported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shapeflow import te
+from shapeflow.ir import expr as E
+from shapeflow.ir.graph.ops import te_util as T
+from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_ints, register_op
+from shapeflow.ir.graph.shape import simplify
+from shapeflow.ir.graph.types import TensorType, Type
+
+
+def _pair(info: CallInfo, name: str) -> tuple[int, int]:
+    value = info.attrs[name]
+    if len(value) == 1:
+        value = value * 2
+    if len(value) != 2 or any(v <= 0 for v in value):
+        raise info.fail(f"{name} needs 1 or 2 positive values, got {value}")
+    return value
+
+
+def _pads(info: CallInfo) -> tuple[int, int, int, int]:
+    value = info.attrs["padding"]
+    if len(value) == 1:
+        value = value * 4
+    elif len(value) == 2:
+        value = value + value
+    if len(value) != 4 or any(p < 0 for p in value):
+        raise info.fail(f"padding needs 1, 2 or 4 non-negative values (top, left, bottom, right): {value}")
+    return value
+
+
+def _infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    if x.known_rank and x.ndim != 4:
+        raise info.fail(f"data must have rank 4 (NHWC), got {x.ndim}")
+    (kh, kw), (sh, sw), (dh, dw) = (_pair(info, a) for a in ("kernel_size", "strides", "dilation"))
+    pt, pl, pb, pr = _pads(info)
+    if x.shape is None:
+        return TensorType(None, x.dtype, 4)
+    n, h, w, c = x.shape
+    oh = simplify(E.floordiv(h + (pt + pb - dh * (kh - 1) - 1), sh) + 1)
+    ow = simplify(E.floordiv(w + (pl + pr - dw * (kw - 1) - 1), sw) + 1)
+    return TensorType((n, oh, ow, simplify(c * (kh * kw))), x.dtype)
+
+
+def _attrs4(kernel_size, strides, padding, dilation):
+    def two(v):
+        return tuple(v) * 2 if len(v) == 1 else tuple(v)
+
+    pads = tuple(padding) * 4 if len(padding) == 1 else tuple(padding)
+    pads = pads + pads if len(pads) == 2 else pads
+    return two(kernel_size), two(strides), pads, two(dilation)
+
+
+def _reference(x, kernel_size, strides, padding, dilation):
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _attrs4(kernel_size, strides, padding, dilation)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    n, hp, wp, c = xp.shape
+    oh = max((hp - dh * (kh - 1) - 1) // sh + 1, 0)
+    ow = max((wp - dw * (kw - 1) - 1) // sw + 1, 0)
+    out = np.zeros((n, oh, ow, kh, kw, c), x.dtype)
+    if oh and ow:
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                cols = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+                out[:, :, :, i, j, :] = xp[:, rows, cols, :]
+    return out.reshape(n, oh, ow, kh * kw * c)
+
+
+def _legalize(inputs, out, kernel_size, strides, padding, dilation):
+    """One injective stage; the patch index k splits into (kh, kw, c) with c innermost, and a position in
+    the padding reads nothing (if_then_else guards the load)."""
+    x = inputs[0]
+    (kh_n, kw_n), (sh, sw), pads, (dh, dw) = _attrs4(kernel_size, strides, padding, dilation)
+    pt, pl = pads[0], pads[1]
+    _, h, w, c_n = x.shape
+
+    def body(n, oh, ow, k):
+        c = E.floormod(k, c_n)
+        tap = E.floordiv(k, c_n)
+        kh, kw = E.floordiv(tap, kw_n), E.floormod(tap, kw_n)
+        hi = oh * sh + kh * dh - pt
+        wi = ow * sw + kw * dw - pl
+        inside = E.logical_and(E.logical_and(hi >= 0, hi < h), E.logical_and(wi >= 0, wi < w))
+        if not any(pads):
+            return x[n, hi, wi, c]
+        return te.if_then_else(inside, x[n, hi, wi, c], T.const(0.0, x.dtype))
+
+    return te.compute(T.out_shape(out), body, name="im2col")
+
+
+register_op(
+    "im2col",
+    num_args=1,
+    attrs=(
+        Attr("kernel_size", attr_ints),
+        Attr("strides", attr_ints, (1, 1)),
+        Attr("padding", attr_ints, (0, 0)),
+        Attr("dilation", attr_ints, (1, 1)),
+    ),
+    infer_type=_infer,
+    reference=_reference,
+    pattern="injective",
+    doc="Patch matrix of channels-last data (N, H, W, C) -> (N, OH, OW, KH * KW * C) for conv as GEMM; "
+    "padding is (top, left, bottom, right), one value, or one per spatial dim.",
+    legalize=_legalize,
+)
