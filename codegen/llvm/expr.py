@@ -71,13 +71,15 @@ def _int_imm(ctx, expr: IntImm):
 
 @expr_rule(FloatImm)
 def _float_imm(ctx, expr: FloatImm):
-    value = expr.value
-    if expr.dtype.kind == "bfloat":
-        import numpy as np  # noqa: PLC0415
+    # A FloatImm holds a Python float; the constant is that value rounded to its dtype (a float16 5e29 is
+    # inf, as the interpreter reads it), and llvmlite cannot even print an out-of-range half/float constant.
+    import numpy as np  # noqa: PLC0415
 
-        from shapeflow.ir.dtype import to_numpy_dtype  # noqa: PLC0415
+    from shapeflow.ir.dtype import to_numpy_dtype  # noqa: PLC0415
 
-        value = float(np.asarray(value, dtype=np.float32).astype(to_numpy_dtype(expr.dtype)))
+    via = np.float32 if expr.dtype.kind == "bfloat" else np.float64
+    with np.errstate(over="ignore"):
+        value = float(np.asarray(expr.value, dtype=via).astype(to_numpy_dtype(expr.dtype)))
     return ir.Constant(register_type(expr.dtype), value)
 
 

@@ -177,7 +177,8 @@ def const_value(dtype: DataType, value):
         return bool(value)
     if dtype.is_integer:
         return int(value)
-    return numpy_dtype(dtype).type(value)
+    with np.errstate(over="ignore"):  # an out-of-range float constant is inf in its dtype, as compiled
+        return numpy_dtype(dtype).type(value)
 
 
 def to_value(array, dtype: DataType):
