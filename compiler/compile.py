@@ -127,6 +127,11 @@ def compile(mod_or_model, target: str | Target = "cpu", dims=None, dump_ir=None,
     from shapeflow.executable import Executable  # noqa: PLC0415
     from shapeflow.passes.infra import DumpIR, PassContext  # noqa: PLC0415
 
+    if isinstance(mod_or_model, (str, bytes, os.PathLike)) or type(mod_or_model).__name__ == "ModelProto":
+        # An ONNX model: the frontend compiles it, specializing on inputs whose values determine shapes.
+        from shapeflow.frontend.onnx.specialize import compile_onnx  # noqa: PLC0415
+
+        return compile_onnx(mod_or_model, target=target, dims=dims, dump_ir=dump_ir, opt_level=opt_level)
     mod = _as_module(mod_or_model, dims)
     mod = with_dim_bounds(mod, dims)
     target = Target.from_str(target)

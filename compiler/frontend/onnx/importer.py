@@ -2,8 +2,9 @@
 
     mod = from_onnx("model.onnx", dims={"seq": (1, 2048)})
 
-- opsets 13 and newer of the default domain; 11 and 12 go through onnx's version converter first, older
-  ones are refused (UnsupportedError naming the opset);
+- opsets 13 and newer of the default domain; an older model is taken as it is when no op's schema changed
+  between its opset and 13, else (from opset 11 on) it goes through onnx's version converter first, and
+  is refused otherwise (UnsupportedError naming the op and both schema versions);
 - `dim_param` dims become int64 Vars (one Var per name), unnamed dynamic dims fresh Vars; `dims` bounds
   land in the function's "var_bounds";
 - initializers and Constant nodes are values known at import time: shape subgraphs over them and over
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import onnx
@@ -28,14 +30,15 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_attention,
     convert_cast,
     convert_elementwise,
+    convert_function,
     convert_misc,
     convert_nn,
     convert_reduce,
     convert_resize,
     convert_shape,
 )
-from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, safe_name
-from shapeflow.frontend.onnx.registry import Known, lookup
+from shapeflow.frontend.onnx.context import ONNX_DTYPES, Context, Node, onnx_dtype, safe_name
+from shapeflow.frontend.onnx.registry import CONVERTERS, Known, lookup
 from shapeflow.ir.expr import Var
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph import op
@@ -45,7 +48,7 @@ from shapeflow.ir.graph.types import TensorType
 from shapeflow.ir.module import IRModule
 
 MIN_OPSET = 13
-CONVERTIBLE_OPSET = 11
+CONVERTIBLE_OPSET = 11  # from here on onnx's version converter is trusted to reach opset 13
 
 
 def load_model(model) -> onnx.ModelProto:
@@ -79,18 +82,67 @@ def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid model"
         raise ParseError(f"invalid ONNX model: {first}") from None
     opset = default_opset(model)
-    if opset < CONVERTIBLE_OPSET:
-        raise UnsupportedError(f"ONNX opset {opset} is not supported (opset {MIN_OPSET} or newer)")
     if opset < MIN_OPSET:
-        try:
-            model = onnx.version_converter.convert_version(model, MIN_OPSET)
-        except Exception as exc:  # noqa: BLE001 - the converter raises assorted errors
-            raise UnsupportedError(
-                f"ONNX opset {opset} is not supported (converting it to 13 failed: {exc})"
-            ) from None
+        model = _older_opset(model, opset)
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     return model
+
+
+def _older_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """A model of opset < 13 as it is when every node's schema at that opset is one a converter implements
+    (see `changed_schemas`); else, from opset 11 on, converted to opset 13 by onnx's version converter;
+    else refused naming the first op whose schema differs and both versions."""
+    changed = changed_schemas(model.graph, opset)
+    if not changed:
+        return model
+    op_type, old, new = changed[0]
+    now = f"version {new}" if new is not None else "no version (the op was removed)"
+    why = (
+        f"ONNX opset {opset} is not supported: op '{op_type}' is version {old} of its schema at opset "
+        f"{opset} and {now} at opset {MIN_OPSET}, which shapeflow implements"
+    )
+    if opset < CONVERTIBLE_OPSET:
+        raise UnsupportedError(f"{why} (opset {MIN_OPSET} or newer)")
+    try:
+        return onnx.version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:  # noqa: BLE001 - the converter raises assorted errors
+        raise UnsupportedError(
+            f"{why}, and converting the model to opset {MIN_OPSET} failed: {exc}"
+        ) from None
+
+
+def changed_schemas(graph: onnx.GraphProto, opset: int) -> list[tuple[str, int, int | None]]:
+    """(op, version at `opset`, version at opset 13 or None) for each default-domain op of `graph` (and of
+    its subgraphs) whose schema at `opset` is neither the one in effect at opset 13 (the definition did not
+    change since, so the opset-13 converter reads it the same way) nor one a converter is registered for
+    explicitly (`since` equal to that version and above 1; `since=1` is the table's default)."""
+    out = []
+    seen = set()
+    for node in _all_nodes(graph):
+        if node.domain not in ("", "ai.onnx") or node.op_type in seen:
+            continue
+        seen.add(node.op_type)
+        try:
+            old = onnx.defs.get_schema(node.op_type, opset, "").since_version
+        except onnx.defs.SchemaError:
+            continue  # not an operator of this opset: _convert_node refuses it by name
+        try:
+            new = onnx.defs.get_schema(node.op_type, MIN_OPSET, "").since_version
+        except onnx.defs.SchemaError:
+            new = None
+        explicit = any(e.since == old > 1 for e in CONVERTERS.get(node.op_type, ()))
+        if old != new and not explicit:
+            out.append((node.op_type, old, new))
+    return out
+
+
+def _all_nodes(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                yield from _all_nodes(sub)
 
 
 def _input_type(value: onnx.ValueInfoProto, symbols: dict[str, Var]) -> TensorType:
@@ -111,16 +163,85 @@ def _input_type(value: onnx.ValueInfoProto, symbols: dict[str, Var]) -> TensorTy
     return TensorType(tuple(dims), dtype)
 
 
-def _constant_input(value: onnx.ValueInfoProto, data, symbols: dict) -> np.ndarray:
-    """A graph input's fixed value, checked against its declared dtype and rank."""
+def _constant_input(value: onnx.ValueInfoProto, data, symbols: dict, label: str) -> np.ndarray:
+    """A graph input's fixed value as an array of its declared dtype, checked against its declared dtype
+    (a list or an array of another dtype is cast when no value changes), rank and static dims."""
     declared = _input_type(value, symbols)
-    array = np.asarray(data)
-    if array.dtype != declared.dtype.to_numpy() or array.ndim != len(declared.shape):
+    want = declared.dtype.to_numpy()
+    given = np.asarray(data)
+    array = given
+    if given.dtype != want:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cast = given.astype(want) if given.dtype.kind in "biuf" else None
+        rounding = given.dtype.kind == "f" and want.kind == "f"  # a float of another width: rounded
+        fits = cast is not None and (given.dtype.kind != "f" or want.kind == "f")
+        if not fits or not (rounding or np.array_equal(cast.astype(given.dtype), given)):
+            raise UnsupportedError(
+                f"{label}[{value.name!r}]: a {given.dtype} value does not fit its dtype {declared.dtype}"
+            )
+        array = cast
+    static = [d if isinstance(d, int) else None for d in declared.shape]
+    if array.ndim != len(static) or any(d is not None and d != n for d, n in zip(static, array.shape)):
         raise UnsupportedError(
-            f"constants[{value.name!r}] is {array.dtype}{list(array.shape)}, the input is {declared.dtype} "
-            f"of rank {len(declared.shape)}"
+            f"{label}[{value.name!r}] has shape {list(array.shape)}, the input is {declared.dtype}"
+            f"({', '.join('?' if d is None else str(d) for d in static)})"
         )
     return np.array(array)
+
+
+# Ops that read only the shape of their input: a value needed at import time never depends on that
+# input's values through them.
+SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
+
+
+def value_inputs(graph: onnx.GraphProto, tensor: str, fixed=()) -> list[str]:
+    """The graph inputs whose values `tensor` (a value needed at import time) is computed from, in graph
+    order: the tensor itself when it is a graph input (of any dtype: Resize scales are floats), else the
+    integer and bool inputs it is computed from (the shape arithmetic feeding it), not through Shape/Size.
+    Inputs in `fixed` are left out; [] when the value does not come from graph inputs."""
+    inits = {i.name for i in graph.initializer}
+    inputs = {v.name: v for v in graph.input if v.name not in inits}
+    if tensor in inputs:
+        return [] if tensor in fixed else [tensor]
+    producer = {out: node for node in graph.node for out in node.output if out}
+    seen, stack, found = set(), [tensor], set()
+    while stack:
+        name = stack.pop()
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+        node = producer.get(name)
+        if node is not None and node.op_type not in SHAPE_ONLY_OPS:
+            stack.extend(node.input)
+    integer = (onnx.TensorProto.BOOL, *(k for k, v in ONNX_DTYPES.items() if "int" in v))
+    return [
+        n
+        for n, v in inputs.items()
+        if n in found and n not in fixed and v.type.tensor_type.elem_type in integer
+    ]
+
+
+def _with_fix_hint(exc: UnsupportedError, graph: onnx.GraphProto, fixed) -> UnsupportedError:
+    """`exc` (a value needed at import time is computed at run time), naming the graph inputs it comes
+    from and how to fix them; `.value_inputs` lists them ([] when it comes from no graph input)."""
+    tensor = getattr(exc, "tensor", None)
+    names = value_inputs(graph, tensor, fixed) if tensor else []
+    if not names:
+        exc.value_inputs = []
+        return exc
+    quoted = ", ".join(repr(n) for n in names)
+    example = ", ".join(f"{n!r}: ..." for n in names)
+    error = UnsupportedError(
+        f"{str(exc).splitlines()[0]}; it is computed from the value of graph input(s) {quoted}: "
+        f"shapeflow.compile(model) specializes on their values at call time, or fix them with "
+        f"from_onnx(model, fixed_inputs={{{example}}}) or shapeflow compile --fix-input NAME=FILE.npy|[...]"
+    )
+    error.tensor = tensor
+    error.value_inputs = names
+    return error
 
 
 def _convert_node(ctx: Context, proto: onnx.NodeProto, opset: int) -> None:
@@ -210,23 +331,30 @@ def _upcast(ctx: Context, conv, proto: onnx.NodeProto, version: int) -> bool:
     return True
 
 
-def from_onnx(model, dims: dict | None = None, constants: dict | None = None) -> IRModule:
+def from_onnx(
+    model, dims: dict | None = None, constants: dict | None = None, fixed_inputs: dict | None = None
+) -> IRModule:
     """Import an ONNX model (ModelProto, bytes or path) as an IRModule whose "main" takes the graph inputs
     in order and returns the output (a tuple when there are several).
 
-    `dims={"seq": (lo, hi)}` bounds symbolic dims. `constants={input name: array}` fixes graph inputs at
-    import time (they leave the signature): a model whose shapes depend on an input's value (a Reshape
-    target, reduction axes fed as an input) compiles for that value."""
+    `dims={"seq": (lo, hi)}` bounds symbolic dims. `fixed_inputs={input name: array or list}` fixes graph
+    inputs at import time (they leave the signature): a model whose shapes depend on an input's value (a
+    Reshape target, reduction axes fed as an input) compiles for that value. Without it such a model is
+    refused with an UnsupportedError naming those inputs (`.value_inputs`); shapeflow.compile(model)
+    instead specializes on them at call time. `constants` is the older name of `fixed_inputs`."""
+    fixed = {**(constants or {}), **(fixed_inputs or {})}
     model = _checked(load_model(model))
     try:
-        return _import(model, dims, dict(constants or {}))
+        return _import(model, dims, fixed, "constants" if constants else "fixed_inputs")
+    except UnsupportedError as exc:
+        raise _with_fix_hint(exc, model.graph, fixed) from None
     except Error:
         raise
     except Exception as exc:  # a converter bug must still surface as a shapeflow error, not a traceback
         raise CompileError(f"importing the ONNX model failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _import(model: onnx.ModelProto, dims: dict | None, constants: dict) -> IRModule:
+def _import(model: onnx.ModelProto, dims: dict | None, constants: dict, label: str) -> IRModule:
     graph = model.graph
     opset = default_opset(model)
     initializers = {init.name: init for init in graph.initializer}
@@ -237,12 +365,12 @@ def _import(model: onnx.ModelProto, dims: dict | None, constants: dict) -> IRMod
     inputs = {v.name for v in graph.input}
     unknown = sorted(set(constants) - inputs)
     if unknown:
-        raise UnsupportedError(f"constants name no graph input: {', '.join(unknown)}")
+        raise UnsupportedError(f"{label} name no graph input: {', '.join(unknown)}")
     for value in graph.input:
         if value.name in initializers:
             continue
         if value.name in constants:
-            ctx.known[value.name] = _constant_input(value, constants[value.name], symbols)
+            ctx.known[value.name] = _constant_input(value, constants[value.name], symbols, label)
             continue
         param = G.GraphVar(safe_name(value.name), _input_type(value, symbols))
         params.append(param)
