@@ -5,9 +5,9 @@ run the same way (the model as it is, the test's inputs, the test's rtol/atol); 
     python benchmarks/onnx_conformance.py --engine interpret --workers 4 --details out.json
 
 "unsupported" is a refusal at import/compile time (shapeflow: UnsupportedError; onnxruntime: no session);
-"fail" is everything else that is not a pass. The shapeflow counts are for the model as it is; unless
---no-freeze, "with_frozen_inputs" adds the cases that pass once the graph inputs shapeflow needs at import
-time (reduction axes, Reshape targets fed as inputs) are fixed to the test's values. Each worker
+"fail" is everything else that is not a pass. The counts are for the models as they are, run the way a
+user runs them: shapeflow.compile(model), which specializes on graph inputs whose values determine shapes
+(reduction axes, Reshape targets fed as inputs); "specialized" counts the passes that did. Each worker
 process runs a slice of the cases.
 """
 
@@ -21,21 +21,21 @@ import time
 
 
 def _work(args):
-    engine, index, count, freeze = args
+    engine, index, count = args
     from shapeflow.frontend.onnx.conformance import collect_cases, run_case  # noqa: PLC0415
 
     cases = collect_cases()[index::count]
-    outcomes = (run_case(c, engine, freeze_inputs=freeze) for c in cases)
-    return [(o.name, o.status, o.message, o.frozen) for o in outcomes]
+    outcomes = (run_case(c, engine) for c in cases)
+    return [(o.name, o.status, o.message, o.specialized) for o in outcomes]
 
 
-def run_engine(engine: str, workers: int, freeze: bool = False) -> tuple[dict, list]:
+def run_engine(engine: str, workers: int) -> tuple[dict, list]:
     from shapeflow.frontend.onnx.conformance import Outcome, summarize  # noqa: PLC0415
 
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers) as pool:
-        parts = pool.map(_work, [(engine, i, workers, freeze) for i in range(workers)])
+        parts = pool.map(_work, [(engine, i, workers) for i in range(workers)])
     outcomes = [Outcome(*row) for part in parts for row in part]
     summary = summarize(outcomes)
     summary["seconds"] = round(time.perf_counter() - start, 1)
@@ -47,17 +47,12 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", choices=("compile", "interpret"), default="compile")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-onnxruntime", action="store_true")
-    parser.add_argument(
-        "--no-freeze",
-        action="store_true",
-        help="do not also count cases that pass once value-determining inputs are fixed at import time",
-    )
     parser.add_argument("--details", help="write every case's outcome to this JSON file")
     args = parser.parse_args(argv)
 
     report = {}
     details = {}
-    summary, outcomes = run_engine(args.engine, args.workers, freeze=not args.no_freeze)
+    summary, outcomes = run_engine(args.engine, args.workers)
     report[f"shapeflow_{args.engine}"] = summary
     details["shapeflow"] = [o.__dict__ for o in outcomes]
     if not args.skip_onnxruntime:

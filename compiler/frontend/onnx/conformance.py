@@ -5,8 +5,10 @@ inputs and expected outputs) through shapeflow, or through onnxruntime for compa
         outcome = run_case(case, engine="compile")  # or "interpret", "onnxruntime"
 
 Outcomes: "pass" (every output matches with the case's rtol/atol, same dtype and shape), "unsupported"
-(shapeflow refused the model with UnsupportedError at import or compile time; onnxruntime failed to create
-a session), "fail" (anything else: a wrong answer, a crash-like exception, an error at run time).
+(shapeflow refused the model with UnsupportedError at import or compile time, or refused to specialize it
+on the test's input values; onnxruntime failed to create a session), "fail" (anything else: a wrong answer,
+a crash-like exception, an error at run time). The model is taken as it is: inputs whose values determine
+shapes are handled the way users get them, by shapeflow.compile's specialization on their values.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Outcome:
     name: str
     status: str  # "pass", "fail" or "unsupported"
     message: str = ""
-    frozen: tuple = ()  # graph inputs fixed at import time (freeze_inputs mode only)
+    specialized: tuple = ()  # graph inputs whose values the executable specialized on
 
 
 @functools.cache
@@ -105,63 +107,40 @@ def _data_sets(case) -> list:
     return [(_declared(list(x), inputs), _declared(list(y), graph.output)) for x, y in case.data_sets]
 
 
-def _is_integer(data, names, name) -> bool:
-    value = data[0][0][names.index(name)] if data else None
-    return isinstance(value, np.ndarray) and value.dtype.kind in "iu"
-
-
-def _run_shapeflow(case, engine: str, freeze_inputs: bool) -> Outcome:
+def _run_shapeflow(case, engine: str) -> Outcome:
     import shapeflow  # noqa: PLC0415
-    from shapeflow.frontend import from_onnx  # noqa: PLC0415
+    from shapeflow.frontend.onnx.specialize import specialize_or_build  # noqa: PLC0415
     from shapeflow.ir.graph import run  # noqa: PLC0415
 
     data = _data_sets(case)
-    graph = case.model.graph
-    inits = {i.name for i in graph.initializer}
-    names = [i.name for i in graph.input if i.name not in inits]
-    constants: dict = {}
     try:
-        while True:
-            try:
-                mod = from_onnx(case.model, constants=constants)
-                break
-            except UnsupportedError as exc:
-                tensor = getattr(exc, "tensor", None)
-                if not freeze_inputs or tensor is None or tensor in constants:
-                    raise
-                # The tensor itself when it is a graph input; else (computed from inputs) every integer
-                # input, as the shape arithmetic feeding it reads them.
-                wanted = [tensor] if tensor in names else [n for n in names if _is_integer(data, names, n)]
-                wanted = [n for n in wanted if n not in constants]
-                if not wanted:
-                    raise
-                for name in wanted:
-                    values = [inputs[names.index(name)] for inputs, _ in data]
-                    if any(not np.array_equal(values[0], v) for v in values[1:]):
-                        raise
-                    constants[name] = values[0]
-        runner = shapeflow.compile(mod, target="cpu") if engine == "compile" else None
+        if engine == "compile":
+            runner = shapeflow.compile(case.model, target="cpu")
+        else:
+            runner = specialize_or_build(case.model, lambda mod: functools.partial(run, mod))
     except UnsupportedError as exc:
-        return Outcome(case.name, "unsupported", str(exc).splitlines()[0][:300], tuple(constants))
+        return Outcome(case.name, "unsupported", str(exc).splitlines()[0][:300])
     except Exception as exc:  # noqa: BLE001 - every other failure is a failure of the case
-        message = f"import/compile: {type(exc).__name__}: {str(exc)[:300]}"
-        return Outcome(case.name, "fail", message, tuple(constants))
-    frozen = tuple(constants)
+        return Outcome(case.name, "fail", f"import/compile: {type(exc).__name__}: {str(exc)[:300]}")
     for inputs, expected in data:
-        arrays = [np.asarray(x) for name, x in zip(names, inputs) if name not in constants]
         try:
             with np.errstate(all="ignore"):
-                out = runner(*arrays) if runner is not None else run(mod, *arrays)
+                out = runner(*[np.asarray(x) for x in inputs])
+        except UnsupportedError as exc:  # a specialization refused for these values
+            return Outcome(case.name, "unsupported", str(exc).splitlines()[0][:300], _specialized(runner))
         except Exception as exc:  # noqa: BLE001
             tb = traceback.format_exc(limit=-2).strip().splitlines()[-1]
-            return Outcome(
-                case.name, "fail", f"run: {type(exc).__name__}: {str(exc)[:200]} [{tb[:150]}]", frozen
-            )
+            message = f"run: {type(exc).__name__}: {str(exc)[:200]} [{tb[:150]}]"
+            return Outcome(case.name, "fail", message, _specialized(runner))
         outputs = list(out) if isinstance(out, tuple) else [out]
         why = compare(expected, outputs, case.rtol, case.atol)
         if why:
-            return Outcome(case.name, "fail", why, frozen)
-    return Outcome(case.name, "pass", "", frozen)
+            return Outcome(case.name, "fail", why, _specialized(runner))
+    return Outcome(case.name, "pass", "", _specialized(runner))
+
+
+def _specialized(runner) -> tuple:
+    return tuple(getattr(runner, "specialized_inputs", ()))
 
 
 def _run_onnxruntime(case) -> Outcome:
@@ -188,31 +167,25 @@ def _run_onnxruntime(case) -> Outcome:
     return Outcome(case.name, "pass")
 
 
-def run_case(case, engine: str = "compile", freeze_inputs: bool = False) -> Outcome:
-    """Run one node test case through `engine` (see ENGINES). With `freeze_inputs`, a graph input whose
-    value shapeflow needs at import time (reduction axes, a Reshape target fed as an input) is fixed to
-    the test's value with from_onnx(constants=...); such outcomes carry the inputs in `frozen` and are
-    counted apart from the as-is results by `summarize`."""
+def run_case(case, engine: str = "compile") -> Outcome:
+    """Run one node test case through `engine` (see ENGINES), the model as it is. A model whose shapes
+    depend on an input's value (reduction axes, a Reshape target fed as an input) runs specialized on the
+    test's values, as shapeflow.compile does for users; `specialized` names those inputs."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if engine == "onnxruntime":
             return _run_onnxruntime(case)
-        return _run_shapeflow(case, engine, freeze_inputs)
+        return _run_shapeflow(case, engine)
 
 
 def summarize(outcomes: list[Outcome]) -> dict:
-    """Counts of the model as it is ("pass", "fail", "unsupported": a case that needed frozen inputs is
-    unsupported here) and, when any case froze inputs, the counts with frozen inputs as well."""
-
-    def counts(rows) -> dict:
-        out = {s: sum(status == s for status in rows) for s in ("pass", "fail", "unsupported")}
-        out["total"] = len(rows)
-        out["pass_rate"] = round(out["pass"] / len(rows), 4) if rows else 0.0
-        return out
-
-    strict = counts([o.status if not o.frozen else "unsupported" for o in outcomes])
-    if any(o.frozen for o in outcomes):
-        strict["with_frozen_inputs"] = counts([o.status for o in outcomes])
-    return strict
+    """Counts ("pass", "fail", "unsupported", "total", "pass_rate") of the models as they are;
+    "specialized" counts the passing cases that specialized on input values."""
+    rows = [o.status for o in outcomes]
+    out = {s: sum(status == s for status in rows) for s in ("pass", "fail", "unsupported")}
+    out["total"] = len(rows)
+    out["pass_rate"] = round(out["pass"] / len(rows), 4) if rows else 0.0
+    out["specialized"] = sum(o.status == "pass" and bool(o.specialized) for o in outcomes)
+    return out
