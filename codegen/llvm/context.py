@@ -127,9 +127,13 @@ class ModuleContext:
 
     def global_i32(self, name: str) -> ir.GlobalVariable:
         """An external i32 global (provided by the runtime, e.g. the thread count)."""
+        return self.external_global(name, I32)
+
+    def external_global(self, name: str, ty: ir.Type) -> ir.GlobalVariable:
+        """An external global of type `ty`, provided by the runtime (thread count, parallel threshold)."""
         found = self.module.globals.get(name)
         if found is None:
-            found = ir.GlobalVariable(self.module, I32, name=name)
+            found = ir.GlobalVariable(self.module, ty, name=name)
             found.linkage = "external"
         return found
 

@@ -11,7 +11,18 @@ For `for i in T.parallel(min, extent): body`, three pieces are emitted:
    the loop. A nonzero status (a failed assertion) is stored into the error slot.
 3. At the loop's place: fill the closure on the stack, call `GOMP_parallel(worker, closure, n, 0)` with
    n = min(threads, extent) (the thread count is the runtime's global `__shapeflow_num_threads`), or call
-   the worker directly when n <= 1, then return the stored status if one was set.
+   the worker directly (on this thread, no thread team) when n <= 1 or when the loop's estimated work is
+   below the runtime's threshold `__shapeflow_parallel_min_work`, then return the stored status if one
+   was set.
+
+The work estimate is computed where the loop starts, from the extents known then: trip count x the body's
+cost, where a statement costs about one unit per arithmetic operation, load and store (`CALL_COST` per
+call of a math function), an inner loop costs its trip count x its body (an inner extent is evaluated at
+the first iteration of the parallel loop; one that needs a value computed inside the body, or a buffer
+read, or a division by a non-constant, counts `UNKNOWN_TRIP`), and an `if` costs both branches. It is
+a double, so no product of extents overflows. Waking a thread team costs microseconds (and, on a loaded
+machine, a scheduler timeslice when a team thread is not running), so a small loop is faster on the
+calling thread; the threshold and how it was chosen are in shapeflow.runtime.threadpool.
 
 No Python and no GIL are involved. Parallel loops inside the body run serially.
 """
@@ -22,11 +33,26 @@ import llvmlite.ir as ir
 
 from shapeflow.codegen.llvm.context import FunctionContext
 from shapeflow.codegen.llvm.types import I32, PTR, VOID
-from shapeflow.ir.expr import Var
+from shapeflow.ir import expr as E
 from shapeflow.ir.functor import collect
-from shapeflow.ir.tir.stmt import For
+from shapeflow.ir.tir.stmt import (
+    Allocate,
+    AssertStmt,
+    BufferStore,
+    DeclBuffer,
+    Evaluate,
+    For,
+    IfThenElse,
+    LetStmt,
+    SeqStmt,
+)
 
+Var = E.Var
+F64 = ir.DoubleType()
 NUM_THREADS_SYMBOL = "__shapeflow_num_threads"
+PARALLEL_MIN_WORK_SYMBOL = "__shapeflow_parallel_min_work"  # a double: run serially below this much work
+CALL_COST = 16  # work units of one math-function call (exp, tanh, ...) against 1 for an add or a load
+UNKNOWN_TRIP = 16  # trip count assumed for an inner loop whose extent cannot be evaluated before the loop
 
 
 def _captured(ctx: FunctionContext, loop: For) -> list[Var]:
@@ -123,10 +149,13 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     else:
         wanted = b.sext(b.load(mod.global_i32(NUM_THREADS_SYMBOL), typ=I32), index_ty)
     threads = b.select(b.icmp_signed("<", extent, wanted), extent, wanted)
+    work = b.fmul(_nonnegative_double(b, extent), _as_double(b, _stmt_work(ctx, loop.body, loop, lo)))
+    min_work = b.load(mod.external_global(PARALLEL_MIN_WORK_SYMBOL, F64), typ=F64)
     team = ctx.function.append_basic_block("par.team")
     alone = ctx.function.append_basic_block("par.alone")
     joined = ctx.function.append_basic_block("par.joined")
-    b.cbranch(b.icmp_signed(">", threads, ir.Constant(index_ty, 1)), team, alone)
+    enough = b.fcmp_ordered(">=", work, min_work)
+    b.cbranch(b.and_(b.icmp_signed(">", threads, ir.Constant(index_ty, 1)), enough), team, alone)
     b.position_at_end(team)
     gomp = mod.declare("GOMP_parallel", VOID, [PTR, PTR, I32, I32])
     b.call(
@@ -139,3 +168,109 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     b.position_at_end(joined)
     status = b.load(error_slot, typ=I32)
     ctx.fail_unless(b.icmp_signed("==", status, ir.Constant(I32, 0)), status, "par")
+
+
+# -- the work estimate ---------------------------------------------------------------------------
+# Values are Python numbers while constant (folded here) and LLVM doubles once a run-time extent enters.
+
+_SAFE_EXTENT_NODES = (E.Var, E.IntImm, E.Cast, E.Add, E.Sub, E.Mul, E.Min, E.Max)
+_CONSTANT_DIVISOR_NODES = (E.FloorDiv, E.FloorMod, E.Div, E.Mod)
+
+
+def _as_double(b: ir.IRBuilder, value) -> ir.Value:
+    return ir.Constant(F64, float(value)) if isinstance(value, (int, float)) else value
+
+
+def _nonnegative_double(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    as_double = b.sitofp(value, F64)
+    return b.select(b.fcmp_ordered("<", as_double, ir.Constant(F64, 0.0)), ir.Constant(F64, 0.0), as_double)
+
+
+def _add(b: ir.IRBuilder, x, y):
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return x + y
+    return b.fadd(_as_double(b, x), _as_double(b, y))
+
+
+def _mul(b: ir.IRBuilder, x, y):
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return x * y
+    if x == 0 or y == 0:  # a Python zero (an ir.Value never equals 0)
+        return 0
+    return b.fmul(_as_double(b, x), _as_double(b, y))
+
+
+def _expr_work(expr) -> int:
+    """Operations in `expr`: one per arithmetic node and load, `CALL_COST` per call."""
+    work = 0
+    for node in collect(expr, E.PrimExpr):
+        if isinstance(node, E.Call):
+            work += CALL_COST
+        elif not isinstance(node, (E.Var, E.IntImm, E.FloatImm, E.StringImm)):
+            work += 1
+    return work
+
+
+def _evaluable(ctx: FunctionContext, expr, loop: For) -> bool:
+    """Whether `expr` can be computed before `loop` runs, with no memory read and no division that could
+    trap: integer arithmetic of variables defined outside the loop (or its loop variable)."""
+    for node in collect(expr, E.PrimExpr):
+        if isinstance(node, E.Var):
+            if node is not loop.loop_var and node not in ctx.env:
+                return False
+        elif isinstance(node, _CONSTANT_DIVISOR_NODES):
+            if not (isinstance(node.b, E.IntImm) and node.b.value != 0):
+                return False
+        elif not isinstance(node, _SAFE_EXTENT_NODES):
+            return False
+    return expr.dtype.is_int and expr.dtype.is_scalar
+
+
+def _trip(ctx: FunctionContext, inner: For, loop: For, lo: ir.Value):
+    """The trip count of `inner` at the first iteration of the parallel `loop` (see the module docstring)."""
+    if isinstance(inner.extent, E.IntImm):
+        return max(inner.extent.value, 0)
+    if not _evaluable(ctx, inner.extent, loop):
+        return UNKNOWN_TRIP
+    with ctx.bind(loop.loop_var, lo):
+        value = ctx.emit_expr(inner.extent)
+    return _nonnegative_double(ctx.builder, value)
+
+
+def _for_work(ctx, stmt: For, loop, lo):
+    return _mul(ctx.builder, _trip(ctx, stmt, loop, lo), _stmt_work(ctx, stmt.body, loop, lo))
+
+
+def _seq_work(ctx, stmt: SeqStmt, loop, lo):
+    total = 0
+    for s in stmt.seq:
+        total = _add(ctx.builder, total, _stmt_work(ctx, s, loop, lo))
+    return total
+
+
+def _if_work(ctx, stmt: IfThenElse, loop, lo):
+    total = _add(ctx.builder, _expr_work(stmt.condition), _stmt_work(ctx, stmt.then_case, loop, lo))
+    if stmt.else_case is not None:
+        total = _add(ctx.builder, total, _stmt_work(ctx, stmt.else_case, loop, lo))
+    return total
+
+
+_WORK_RULES = {
+    For: _for_work,
+    SeqStmt: _seq_work,
+    IfThenElse: _if_work,
+    BufferStore: lambda ctx, s, loop, lo: 1 + _expr_work(s.value) + sum(_expr_work(i) for i in s.indices),
+    Evaluate: lambda ctx, s, loop, lo: _expr_work(s.value),
+    AssertStmt: lambda ctx, s, loop, lo: 1 + _expr_work(s.condition),
+    LetStmt: lambda ctx, s, loop, lo: _add(
+        ctx.builder, _expr_work(s.value), _stmt_work(ctx, s.body, loop, lo)
+    ),
+    Allocate: lambda ctx, s, loop, lo: _stmt_work(ctx, s.body, loop, lo),
+    DeclBuffer: lambda ctx, s, loop, lo: _stmt_work(ctx, s.body, loop, lo),
+}
+
+
+def _stmt_work(ctx: FunctionContext, stmt, loop: For, lo: ir.Value):
+    """Work units of one iteration of `loop`'s body part `stmt`: a Python number or an LLVM double."""
+    rule = _WORK_RULES.get(type(stmt))
+    return 1 if rule is None else rule(ctx, stmt, loop, lo)

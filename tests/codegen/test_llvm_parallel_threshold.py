@@ -1,0 +1,191 @@
+"""Parallel loops below the work threshold run on the calling thread, above it on libgomp's team.
+
+Which path ran is observed by counting calls of `GOMP_parallel`: while a test builds its kernels, the JIT
+resolves that symbol to a counting wrapper around libgomp's own (the symbol is bound when a module is
+finalized, so only kernels built inside `counting_gomp` see the wrapper). Results are compared with the
+reference interpreter on both paths, on shapes including 1 and primes.
+"""
+
+import contextlib
+import ctypes
+import math
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import shapeflow as sf
+from shapeflow.ir import expr as E
+from shapeflow.ir.tir import Allocate, BufferStore, For, PrimFunc, call_intrinsic, decl_buffer, seq
+from shapeflow.ir.tir.interpreter import run as interpret
+from shapeflow.runtime import threadpool
+
+F32 = "float32"
+I64 = "int64"
+ZERO = E.IntImm(I64, 0)
+SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 97])
+
+pytestmark = pytest.mark.skipif(not threadpool.thread_runtime_available(), reason="no libgomp")
+
+_GOMP_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+
+
+@contextlib.contextmanager
+def counting_gomp():
+    """Kernels built inside the block call a wrapper of GOMP_parallel that counts its calls."""
+    real = _GOMP_SIGNATURE(llvm.address_of_symbol("GOMP_parallel"))
+    real_address = llvm.address_of_symbol("GOMP_parallel")
+    calls = []
+
+    def wrapper(fn, data, num_threads, flags):
+        calls.append(num_threads)
+        real(fn, data, num_threads, flags)
+
+    callback = _GOMP_SIGNATURE(wrapper)
+    llvm.add_symbol("GOMP_parallel", ctypes.cast(callback, ctypes.c_void_p).value)
+    try:
+        yield calls, callback
+    finally:
+        llvm.add_symbol("GOMP_parallel", real_address)
+
+
+@contextlib.contextmanager
+def runtime_settings(threads: int, min_work: float):
+    old_threads, old_work = threadpool.get_num_threads(), threadpool.get_parallel_min_work()
+    threadpool.set_num_threads(threads)
+    threadpool.set_parallel_min_work(min_work)
+    try:
+        yield
+    finally:
+        threadpool.set_num_threads(old_threads)
+        threadpool.set_parallel_min_work(old_work)
+
+
+def add_one_rows() -> PrimFunc:
+    """B[i, j] = A[i, j] + 1 over (n, m): 3 work units per element (load, add, store)."""
+    n, m = E.Var("n"), E.Var("m")
+    a, b = decl_buffer((n, m), F32, "A"), decl_buffer((n, m), F32, "B")
+    i, j = E.Var("i"), E.Var("j")
+    body = For(
+        i, 0, n, "parallel", For(j, 0, m, "serial", BufferStore(b, a[i, j] + E.FloatImm(F32, 1.0), (i, j)))
+    )
+    return PrimFunc((a, b), body, {"tir.noalias": True})
+
+
+def triangle_sums() -> PrimFunc:
+    """B[i] = sum_{k <= i} exp(A[i, k]) over (n, n): an inner extent that depends on the parallel loop."""
+    n = E.Var("n")
+    a, b = decl_buffer((n, n), F32, "A"), decl_buffer((n,), F32, "B")
+    acc = decl_buffer((1,), F32, "acc", scope="local")
+    i, k = E.Var("i"), E.Var("k")
+    inner = For(k, 0, i + 1, "serial", BufferStore(acc, acc[ZERO] + call_intrinsic("exp", a[i, k]), (ZERO,)))
+    row = Allocate(
+        acc, seq(BufferStore(acc, E.FloatImm(F32, 0.0), (ZERO,)), inner, BufferStore(b, acc[ZERO], (i,)))
+    )
+    return PrimFunc((a, b), For(i, 0, n, "parallel", row), {"tir.noalias": True})
+
+
+def ragged_copy() -> PrimFunc:
+    """Y[i, k] = X[i, k] * 2 for k < L[i]: an inner extent read from memory (not evaluable up front)."""
+    n, m = E.Var("n"), E.Var("m")
+    x, y = decl_buffer((n, m), F32, "X"), decl_buffer((n, m), F32, "Y")
+    lengths = decl_buffer((n,), I64, "L")
+    i, k = E.Var("i"), E.Var("k")
+    inner = For(k, 0, lengths[i], "serial", BufferStore(y, x[i, k] * E.FloatImm(F32, 2.0), (i, k)))
+    return PrimFunc((x, lengths, y), For(i, 0, n, "parallel", inner), {"tir.noalias": True})
+
+
+def build(func: PrimFunc, name: str):
+    return sf.build(sf.ir.IRModule({name: func}), target="cpu", lower=False)[name]
+
+
+def check_against_interpreter(kernel, func, inputs, out_shape):
+    got = np.zeros(out_shape, F32)
+    kernel(*inputs, got)
+    want = np.zeros(out_shape, F32)
+    interpret(func, *[x.copy() for x in inputs], want)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@settings(deadline=None, max_examples=12)
+@given(n=SIZES, m=SIZES, force=st.sampled_from(["team", "serial"]))
+def test_results_match_the_interpreter_on_both_paths(n, m, force):
+    rng = np.random.default_rng(n * 100 + m)
+    min_work = 0.0 if force == "team" else math.inf
+    with counting_gomp() as (calls, _keep):
+        kernels = {name: build(f(), name) for name, f in [("add", add_one_rows), ("tri", triangle_sums)]}
+        kernels["ragged"] = build(ragged_copy(), "ragged")
+    with runtime_settings(2, min_work):
+        a = rng.standard_normal((n, m), dtype=np.float32)
+        check_against_interpreter(kernels["add"], add_one_rows(), [a], (n, m))
+        sq = rng.standard_normal((n, n), dtype=np.float32)
+        check_against_interpreter(kernels["tri"], triangle_sums(), [sq], (n,))
+        lengths = rng.integers(0, m + 1, n).astype(np.int64)
+        check_against_interpreter(kernels["ragged"], ragged_copy(), [a, lengths], (n, m))
+    expected_calls = 3 if (force == "team" and n > 1) else 0  # one thread is enough for one row
+    assert len(calls) == expected_calls
+
+
+def test_threshold_boundary_is_trip_count_times_body_cost():
+    """add_one_rows is estimated at n x m x 3 units: that threshold opens a team, one unit more not."""
+    n, m = 6, 11
+    with counting_gomp() as (calls, _keep):
+        kernel = build(add_one_rows(), "add_rows")
+    a = np.ones((n, m), F32)
+    out = np.zeros((n, m), F32)
+    for min_work, team in [(n * m * 3, True), (n * m * 3 + 1, False), (0, True), (math.inf, False)]:
+        calls.clear()
+        with runtime_settings(2, min_work):
+            kernel(a, out)
+        assert len(calls) == (1 if team else 0), (min_work, calls)
+        np.testing.assert_array_equal(out, a + 1)
+
+
+def test_unknown_inner_extent_counts_a_fixed_trip():
+    """An inner extent read from memory counts UNKNOWN_TRIP iterations (3 units each: load, mul, store)."""
+    from shapeflow.codegen.llvm.parallel import UNKNOWN_TRIP
+
+    n, m = 4, 40
+    with counting_gomp() as (calls, _keep):
+        kernel = build(ragged_copy(), "ragged_t")
+    x = np.ones((n, m), F32)
+    lengths = np.full(n, m, np.int64)
+    for min_work, team in [(n * UNKNOWN_TRIP * 3, True), (n * UNKNOWN_TRIP * 3 + 1, False)]:
+        calls.clear()
+        with runtime_settings(2, min_work):
+            out = np.zeros((n, m), F32)
+            kernel(x, lengths, out)
+        assert len(calls) == (1 if team else 0)
+        np.testing.assert_array_equal(out, 2 * x)
+
+
+def test_default_threshold_keeps_small_loops_on_the_calling_thread():
+    with counting_gomp() as (calls, _keep):
+        kernel = build(add_one_rows(), "add_default")
+    with runtime_settings(2, float(threadpool.DEFAULT_PARALLEL_MIN_WORK)):
+        small = np.ones((4, 8), F32)
+        kernel(small, np.empty_like(small))
+        assert calls == []
+        rows = threadpool.DEFAULT_PARALLEL_MIN_WORK // (3 * 1024) + 1
+        big = np.ones((rows, 1024), F32)
+        out = np.empty_like(big)
+        kernel(big, out)
+        assert calls == [2]
+        np.testing.assert_array_equal(out, big + 1)
+
+
+def test_one_thread_never_opens_a_team():
+    with counting_gomp() as (calls, _keep):
+        kernel = build(add_one_rows(), "add_one_thread")
+    with runtime_settings(1, 0.0):
+        a = np.ones((9, 5), F32)
+        kernel(a, np.empty_like(a))
+    assert calls == []
+
+
+def test_threshold_setter_rejects_negative_and_nan():
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match="threshold"):
+            threadpool.set_parallel_min_work(bad)
