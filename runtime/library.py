@@ -132,7 +132,8 @@ class Library:
         """Write a position-independent object file of the kernels (same IR, optimized the same way).
 
         Kernels are `shapeflow_<name>` with the C convention of codegen/llvm/function.py; the object needs
-        libgomp and an `int32_t __shapeflow_num_threads` from whoever links or loads it."""
+        libgomp, an `int32_t __shapeflow_num_threads` and a `double __shapeflow_parallel_min_work` from
+        whoever links or loads it (shapeflow.runtime.threadpool provides both in this process)."""
         data = emit_object(self.llvm_ir, self.target.cpu, self.target.features)
         with open(path, "wb") as fh:
             fh.write(data)
