@@ -1,15 +1,16 @@
 """ConvToGemm: 2-D convolutions become im2col + a dense GEMM, computed channels-last between convolutions.
 
     conv2d(x (N, C, H, W), w (O, C, KH, KW))
-      -> permute_dims(linear(im2col(permute_dims(x, NHWC)), W2), NCHW)     W2 = w as (O, KH * KW * C)
+      -> permute_dims(linear(im2col(x), W2), NCHW)      W2 = w as (O, KH * KW * C), in im2col's column order
 
 Why this shape of rewrite. The legalized conv2d is a 7-deep naive loop nest that no default rule schedules;
 as a `linear` its GEMM stage is what SplitGemm (schedule_rules.py) hands to the hierarchy GEMM, with a
 constant W2 packed once when the program loads, and FuseOps keeps the bias / batch-norm / relu / residual
 epilogue fused behind it as usual (linear is out_elementwise_fusable). The GEMM's rows are output pixels
 (N * OH * OW) and its columns output channels, so its result is channels-last (NHWC); the patch matrix is
-channels-last too (a patch row is KH * KW contiguous runs of C inputs), and a 1x1 stride-1 unpadded
-convolution needs no patch matrix at all (the NHWC input is already it).
+channels-last too when its input is (a patch row is KH * KW contiguous runs of C inputs), and then a 1x1
+stride-1 unpadded convolution needs no patch matrix at all (the NHWC input is already it). An input only
+available as NCHW (the model's image) is read by im2col directly, in the weight's own (c, kh, kw) order.
 
 Layout. Transposing back to NCHW after every convolution and forward again before the next would cost two
 passes over every activation, so the transposes are kept virtual while the rewrite walks the block: a value
@@ -182,14 +183,22 @@ class _BlockRewriter:
         if plan is None:
             return False
         o, c, kh, kw = plan["o"], plan["c"], plan["kh"], plan["kw"]
+        found = self._virtual_of(x)
+        nhwc = found is not None and compose(found[1], NHWC) == (0, 1, 2, 3)
+        # Patch columns: (kh, kw, c) for channels-last input, (c, kh, kw) -- the weight's own order -- when
+        # x is only available as NCHW (a model input): im2col then reads it directly, no transpose first.
         if isinstance(w, G.Constant):
-            weight = w.array.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
-            w2 = G.Constant.from_array(np.ascontiguousarray(weight))
+            weight = w.array.transpose(0, 2, 3, 1) if nhwc else w.array
+            w2 = G.Constant.from_array(np.ascontiguousarray(weight.reshape(o, kh * kw * c)))
         else:
-            w2 = self.emit(graph_op.reshape(self.permute(w, NHWC, "w_ohwi"), (o, kh * kw * c)), "w_gemm")
-        patches = self.permute(x, NHWC, "x_nhwc")
-        if not plan["trivial"]:
-            im2col = graph_op.im2col(patches, (kh, kw), plan["strides"], plan["padding"], plan["dilation"])
+            ordered = self.permute(w, NHWC, "w_ohwi") if nhwc else w
+            w2 = self.emit(graph_op.reshape(ordered, (o, kh * kw * c)), "w_gemm")
+        layout = "NHWC" if nhwc else "NCHW"
+        patches = found[0] if nhwc else x
+        if not (nhwc and plan["trivial"]):
+            im2col = graph_op.im2col(
+                patches, (kh, kw), plan["strides"], plan["padding"], plan["dilation"], layout
+            )
             patches = self.emit(im2col, "patches")
         y = self.emit(graph_op.linear(patches, w2), f"{var.name}_nhwc")
         self.set_virtual(var, y, NCHW)
