@@ -31,6 +31,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_cast,
     convert_elementwise,
     convert_function,
+    convert_index,
     convert_misc,
     convert_nn,
     convert_reduce,
