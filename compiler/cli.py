@@ -119,7 +119,7 @@ def _cmd_inspect(args):
 
 
 def _add_model_commands(sub, common) -> None:
-    from shapeflow.cli_model import dim_range, dim_value, input_file  # noqa: PLC0415
+    from shapeflow.cli_model import dim_range, dim_value, fixed_input, input_file  # noqa: PLC0415
 
     fmt = argparse.RawDescriptionHelpFormatter
     compile_ = sub.add_parser(
@@ -148,6 +148,13 @@ def _add_model_commands(sub, common) -> None:
         help="bounds of a symbolic dim (repeatable)",
     )
     compile_.add_argument("--dump-ir", metavar="DIR", help="write the module after every pass to DIR")
+    compile_.add_argument(
+        "--fix-input",
+        type=fixed_input,
+        action="append",
+        metavar="NAME=FILE.npy|[1,2]",
+        help="fix an ONNX graph input whose value determines shapes (axes, a Reshape target) (repeatable)",
+    )
     compile_.set_defaults(handler=_cmd_compile)
 
     run = sub.add_parser(

@@ -2,6 +2,7 @@
 executable, and a saved executable run on given or random inputs.
 
     shapeflow compile model.onnx -o model.sfa --dim seq=1..2048
+    shapeflow compile model.onnx --fix-input axes=[0,2]      # an input whose value determines shapes
     shapeflow run model.sfa --shape batch=2 --shape seq=17 --bench 50
 
 Everything a user can get wrong (a missing or malformed file, a bad --dim, an input of the wrong shape)
@@ -11,6 +12,7 @@ is a shapeflow.Error, which the command line prints as one line.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
@@ -55,6 +57,38 @@ def input_file(text: str) -> tuple[str, str]:
     if not sep or not name.strip() or not path.strip():
         raise argparse.ArgumentTypeError(f"cannot read {text!r}: write NAME=FILE.npy, e.g. x=x.npy")
     return name.strip(), path.strip()
+
+
+def fixed_input(text: str) -> tuple[str, object]:
+    """'axes=[0,2]' -> ('axes', [0, 2]); 'k=3' -> ('k', 3); 'shape=s.npy' -> ('shape', 's.npy') (a path,
+    read by `load_fixed_inputs`)."""
+    name, sep, value = text.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(
+            f"cannot read {text!r}: write NAME=FILE.npy or NAME=[1,2] (JSON), e.g. axes=[0,2]"
+        )
+    if value[0] in "[-+.0123456789" and not value.endswith(".npy"):
+        try:
+            return name, json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text!r}: {value!r} is not JSON ({exc})") from None
+    return name, value
+
+
+def load_fixed_inputs(pairs) -> dict:
+    """{input name: value} of --fix-input options, .npy files read (an unreadable file is an Error)."""
+    out = {}
+    for name, value in collect_dims(pairs, "--fix-input").items():
+        if isinstance(value, str):
+            try:
+                value = np.load(value, allow_pickle=False)
+            except FileNotFoundError:
+                raise Error(f"--fix-input {name}: no such file: {value}") from None
+            except (OSError, ValueError, EOFError) as exc:
+                raise Error(f"--fix-input {name}: cannot read {value} as a .npy array ({exc})") from None
+        out[name] = value
+    return out
 
 
 def collect_dims(pairs, option: str = "--dim") -> dict:
@@ -109,17 +143,20 @@ def load_source(path: str | Path):
     return parse(text)
 
 
-def import_model(source, dims: dict | None):
-    """An IRModule from what `load_source` returned (the ONNX frontend for ModelProtos)."""
+def import_model(source, dims: dict | None, fixed_inputs: dict | None = None):
+    """An IRModule from what `load_source` returned (the ONNX frontend for ModelProtos, with the graph
+    inputs in `fixed_inputs` fixed to their values)."""
     from shapeflow.ir.module import IRModule  # noqa: PLC0415
 
     if isinstance(source, IRModule):
+        if fixed_inputs:
+            raise UnsupportedError("--fix-input applies to ONNX models only")
         return source
     try:
         from shapeflow.frontend import from_onnx  # noqa: PLC0415
     except ImportError:
         raise UnsupportedError("this build of shapeflow has no ONNX frontend (shapeflow.frontend)") from None
-    return from_onnx(source, dims=dims or None)
+    return from_onnx(source, dims=dims or None, fixed_inputs=fixed_inputs or None)
 
 
 # -- shapeflow compile -------------------------------------------------------------------------------
@@ -148,7 +185,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         progress.step(f"reading {path.name}")
         source = load_source(path)
         progress.step("importing the model")
-        mod = import_model(source, dims)
+        mod = import_model(source, dims, load_fixed_inputs(getattr(args, "fix_input", None)))
         with PassContext(instruments=[*PassContext.current().instruments, progress]):
             exe = compile_module(mod, target=args.target, dims=dims or None, dump_ir=args.dump_ir)
         progress.step(f"writing {out}")

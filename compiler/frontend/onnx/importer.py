@@ -37,6 +37,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_reduce,
     convert_resize,
     convert_shape,
+    lowp,
 )
 from shapeflow.frontend.onnx.context import ONNX_DTYPES, Context, Node, onnx_dtype, safe_name
 from shapeflow.frontend.onnx.registry import CONVERTERS, Known, lookup
@@ -151,7 +152,7 @@ def _input_type(value: onnx.ValueInfoProto, symbols: dict[str, Var]) -> TensorTy
     if not value.type.HasField("tensor_type"):
         raise UnsupportedError(f"{where}: only tensor inputs are supported")
     tt = value.type.tensor_type
-    dtype = onnx_dtype(tt.elem_type, where)
+    dtype = onnx_dtype(tt.elem_type, where, storage=True)
     if not tt.HasField("shape"):
         raise UnsupportedError(f"{where}: inputs of unknown rank are not supported")
     dims = []
@@ -235,10 +236,11 @@ def _with_fix_hint(exc: UnsupportedError, graph: onnx.GraphProto, fixed) -> Unsu
         return exc
     quoted = ", ".join(repr(n) for n in names)
     example = ", ".join(f"{n!r}: ..." for n in names)
+    options = " ".join(f"--fix-input {n}=FILE.npy|[...]" for n in names)
     error = UnsupportedError(
         f"{str(exc).splitlines()[0]}; it is computed from the value of graph input(s) {quoted}: "
         f"shapeflow.compile(model) specializes on their values at call time, or fix them with "
-        f"from_onnx(model, fixed_inputs={{{example}}}) or shapeflow compile --fix-input NAME=FILE.npy|[...]"
+        f"from_onnx(model, fixed_inputs={{{example}}}) or shapeflow compile {options}"
     )
     error.tensor = tensor
     error.value_inputs = names
@@ -256,6 +258,7 @@ def _convert_node(ctx: Context, proto: onnx.NodeProto, opset: int) -> None:
     for name in proto.input:
         if name and not ctx.has(name):
             raise ParseError(f"ONNX node {proto.name or proto.op_type!r} reads undefined tensor {name!r}")
+    lowp.check_node(ctx, proto)
     if proto.op_type not in NO_UPCAST_OPS and _upcast(ctx, conv, proto, version):
         return
     node = Node(proto, version)
@@ -377,8 +380,9 @@ def _import(model: onnx.ModelProto, dims: dict | None, constants: dict, label: s
         params.append(param)
         ctx.values[value.name] = param
     for name, init in initializers.items():
-        onnx_dtype(init.data_type, f"initializer {name!r}")
+        onnx_dtype(init.data_type, f"initializer {name!r}", storage=True)
         ctx.known[name] = np.array(numpy_helper.to_array(init))
+    lowp.declare(ctx, graph)  # float8, int4...: stored as their bits, refused by ops that compute
     for sparse in graph.sparse_initializer:
         raise UnsupportedError(f"sparse initializer {sparse.values.name!r} is not supported")
     with bb.function("main", params):
@@ -395,7 +399,7 @@ def _import(model: onnx.ModelProto, dims: dict | None, constants: dict, label: s
         if not outputs:
             raise ParseError("the ONNX graph has no outputs")
         bb.emit_func_output(outputs[0] if len(outputs) == 1 else outputs)
-    mod = bb.get()
+    mod = lowp.annotate(bb.get(), ctx, graph)
     if dims:
         from shapeflow.compile import with_dim_bounds  # noqa: PLC0415 - checks names and ranges
 
