@@ -236,7 +236,12 @@ def signature(mod: IRModule) -> dict:
     from shapeflow.ir.graph import expr as G  # noqa: PLC0415
 
     return {
-        name: {"params": [[p.name, _type_text(p.type)] for p in f.params], "ret": _type_text(f.ret_type)}
+        name: {
+            "params": [[p.name, _type_text(p.type)] for p in f.params],
+            "ret": _type_text(f.ret_type),
+            # Parameters and results stored as bits (float8, int4...: shapeflow.storage_dtypes).
+            **({"storage": f.attrs["storage_dtypes"]} if f.attrs.get("storage_dtypes") else {}),
+        }
         for name, f in mod.items()
         if isinstance(f, G.GraphFunction)
     }

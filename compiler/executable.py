@@ -40,13 +40,21 @@ class Executable:
         return self.vm.function_names()
 
     def __call__(self, *inputs):
-        return self._output(self.vm.invoke(self.program.entry, list(inputs)))
+        return self._invoke(self.program.entry, inputs)
 
     def __getitem__(self, name: str) -> Callable:
         if name not in self.program.functions:
             raise KeyError(f"no function named {name!r} (has: {sorted(self.program.functions)})")
-        invoke = self.vm.invoke
-        return lambda *inputs: self._output(invoke(name, list(inputs)))
+        return lambda *inputs: self._invoke(name, inputs)
+
+    def _invoke(self, name: str, inputs):
+        storage = (self.signature.get(name) or {}).get("storage")
+        if not storage:
+            return self._output(self.vm.invoke(name, list(inputs)))
+        # float8, int4... arrays (ml_dtypes) travel as their bits: viewed on the way in and out, no copy.
+        from shapeflow.storage_dtypes import view_inputs, view_outputs  # noqa: PLC0415
+
+        return view_outputs(storage, self._output(self.vm.invoke(name, view_inputs(storage, inputs))))
 
     def _output(self, value):
         """Numpy arrays (tuples of them for tuple results); a constant of the program is returned as a copy,

@@ -17,6 +17,8 @@ import onnx
 from onnx import TensorProto
 
 from shapeflow.errors import UnsupportedError, VerifyError
+from shapeflow.frontend.onnx.lowp import STORAGE as LOWP_STORAGE
+from shapeflow.frontend.onnx.lowp import TYPES as LOWP_TYPES
 from shapeflow.ir import expr as E
 from shapeflow.ir.dtype import DataType
 from shapeflow.ir.graph import expr as G
@@ -45,8 +47,11 @@ ONNX_DTYPES: dict[int, str] = {
 }
 
 
-def onnx_dtype(elem_type: int, where: str) -> DataType:
-    """The shapeflow dtype of an ONNX element type; UnsupportedError naming the dtype otherwise."""
+def onnx_dtype(elem_type: int, where: str, storage: bool = False) -> DataType:
+    """The shapeflow dtype of an ONNX element type; UnsupportedError naming the dtype otherwise. With
+    `storage`, a low-precision type (float8, float4, int4, int2: lowp.py) gives the dtype of its bits."""
+    if storage and elem_type in LOWP_TYPES:
+        return DataType(LOWP_STORAGE)
     try:
         return DataType(ONNX_DTYPES[elem_type])
     except KeyError:
@@ -130,6 +135,7 @@ class Context:
         self.opset = opset
         self.values: dict[str, G.Expr] = {}
         self.known: dict[str, np.ndarray] = {}
+        self.lowp: dict = {}  # ONNX tensor name -> the low-precision type its uint8 bits hold (lowp.py)
         self._counter = 0
 
     # -- reading values ---------------------------------------------------------------------------
