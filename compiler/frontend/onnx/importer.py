@@ -36,6 +36,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_nn,
     convert_reduce,
     convert_resize,
+    convert_rnn,
     convert_shape,
     lowp,
 )
