@@ -13,6 +13,8 @@ The pipeline, top to bottom:
 
 from __future__ import annotations
 
+import dataclasses
+
 from shapeflow.errors import UnsupportedError
 from shapeflow.ir.module import IRModule
 from shapeflow.ir.tir.function import PrimFunc
@@ -57,9 +59,21 @@ def build(mod, target: str | Target = "cpu", *, lower: bool = True):
     return build_cpu(functions, target)
 
 
+def _codegen_options(target: Target):
+    from shapeflow.codegen.llvm import CodegenOptions  # noqa: PLC0415
+    from shapeflow.runtime.pyabi import ndarray_data_offset  # noqa: PLC0415
+    from shapeflow.runtime.threadpool import thread_runtime_available  # noqa: PLC0415
+
+    return CodegenOptions(
+        float_mode=target.float_mode,
+        parallel=thread_runtime_available(),
+        ndarray_data_offset=ndarray_data_offset(),
+        num_threads=target.num_threads,
+    )
+
+
 def build_cpu(functions: dict[str, PrimFunc], target: Target):
     from shapeflow.codegen.llvm import (  # noqa: PLC0415
-        CodegenOptions,
         JITModule,
         generate_llvm_ir,
         optimize,
@@ -67,19 +81,170 @@ def build_cpu(functions: dict[str, PrimFunc], target: Target):
         target_machine,
     )
     from shapeflow.runtime.library import Library  # noqa: PLC0415
-    from shapeflow.runtime.pyabi import ndarray_data_offset  # noqa: PLC0415
-    from shapeflow.runtime.threadpool import thread_runtime_available  # noqa: PLC0415
 
-    options = CodegenOptions(
-        float_mode=target.float_mode,
-        parallel=thread_runtime_available(),
-        ndarray_data_offset=ndarray_data_offset(),
-        num_threads=target.num_threads,
-    )
     machine = target_machine(target.cpu, target.features, target.opt_level)
     text, abis = generate_llvm_ir(
-        functions, options, triple=machine.triple, data_layout=str(machine.target_data)
+        functions, _codegen_options(target), triple=machine.triple, data_layout=str(machine.target_data)
     )
     module = parse_and_verify(text)
     optimize(module, machine, target.opt_level)
     return Library(JITModule(module, machine), abis, text, target)
+
+
+# -- cached builds (compile() and the GEMM families) --------------------------------------------------------
+
+
+def _without_symbol(func: PrimFunc) -> PrimFunc:
+    attrs = {k: v for k, v in func.attrs.items() if k != "global_symbol"}
+    return func if len(attrs) == len(func.attrs) else PrimFunc(func.params, func.body, attrs)
+
+
+def unique_functions(functions: dict[str, PrimFunc]) -> tuple[dict[str, PrimFunc], dict[str, str]]:
+    """`(representatives, {duplicate name: representative name})`: functions structurally equal up to their
+    names (shapeflow.ir.structural; repeated layers of a model give many) are compiled once."""
+    from shapeflow.ir.structural import structural_equal, structural_hash  # noqa: PLC0415
+
+    unique: dict[str, PrimFunc] = {}
+    bare: dict[str, PrimFunc] = {}
+    by_hash: dict[int, list[str]] = {}
+    aliases: dict[str, str] = {}
+    for name, func in functions.items():
+        stripped = _without_symbol(func)
+        candidates = by_hash.setdefault(structural_hash(stripped), [])
+        rep = next((c for c in candidates if structural_equal(bare[c], stripped)), None)
+        if rep is None:
+            candidates.append(name)
+            unique[name], bare[name] = func, stripped
+        else:
+            aliases[name] = rep
+    return unique, aliases
+
+
+def _abi_meta(abis: dict) -> dict:
+    return {
+        name: {"symbol": a.symbol, "entry_symbol": a.entry_symbol, "messages": list(a.messages)}
+        for name, a in abis.items()
+    }
+
+
+def _abis_from_meta(meta: dict, functions: dict[str, PrimFunc]) -> dict | None:
+    """The calling conventions a cache entry recorded, rebuilt over `functions`; None if they disagree."""
+    from shapeflow.codegen.llvm import KernelABI, symbolic_vars  # noqa: PLC0415
+
+    if sorted(meta) != sorted(functions):
+        return None
+    try:
+        return {
+            name: KernelABI(
+                name,
+                str(m["symbol"]),
+                None if m["entry_symbol"] is None else str(m["entry_symbol"]),
+                func,
+                symbolic_vars(func),
+                tuple(str(x) for x in m["messages"]),
+            )
+            for name, func in functions.items()
+            for m in (meta[name],)
+        }
+    except (KeyError, TypeError):
+        return None
+
+
+def _compile_entry(functions: dict[str, PrimFunc], target: Target, options):
+    """One LLVM module of `functions` compiled to an object: (its IR text, ABIs, cache entry)."""
+    from shapeflow.codegen.llvm import generate_llvm_ir, target_machine  # noqa: PLC0415
+    from shapeflow.codegen.llvm.object_cache import CacheEntry, compile_object  # noqa: PLC0415
+
+    machine = target_machine(target.cpu, target.features, target.opt_level)
+    text, abis = generate_llvm_ir(
+        functions, options, triple=machine.triple, data_layout=str(machine.target_data)
+    )
+    return text, abis, CacheEntry(_abi_meta(abis), (compile_object(text, target),))
+
+
+def build_cached(
+    functions: dict[str, PrimFunc],
+    target: str | Target = "cpu",
+    *,
+    lower: bool = True,
+    key: dict | None = None,
+):
+    """A `Library` of `functions` whose object code comes from the object cache when it can
+    (shapeflow.codegen.llvm.object_cache), else is compiled once and cached.
+
+    Without `key`, structurally equal functions are compiled once, and each remaining function is its own
+    cache entry keyed by its LLVM IR text: a model compiled again, or one sharing kernels with another,
+    runs LLVM only for what is new. With `key` (a description of what `functions` are, e.g. a GEMM family's
+    parameters), the whole set is one entry under that key plus the toolchain, so a hit generates no IR.
+    """
+    from shapeflow.codegen.llvm.object_cache import (  # noqa: PLC0415
+        BACKEND_SOURCES,
+        ObjectCache,
+        toolchain_key,
+    )
+    from shapeflow.runtime.artifact import LoadedObjects  # noqa: PLC0415
+    from shapeflow.runtime.library import Library  # noqa: PLC0415
+
+    target = Target.from_str(target)
+    if target.kind != "cpu":
+        raise UnsupportedError(f"target '{target.kind}' is not supported by build yet (only cpu)")
+    cache = ObjectCache()
+    options = _codegen_options(target)
+    if key is not None:
+        functions = _lower(functions) if lower else dict(functions)
+        full_key = family_cache_key(key, target)
+        entry = cache.get(full_key)
+        abis = _abis_from_meta(entry.meta, functions) if entry is not None else None
+        if abis is None:
+            _, abis, entry = _compile_entry(functions, target, options)
+            cache.put(full_key, entry)
+        return Library(LoadedObjects(entry.objects, target), abis, "", target)
+    unique, aliases = unique_functions(functions)
+    if lower:
+        unique = _lower(unique)
+    toolchain = toolchain_key(target, options, BACKEND_SOURCES)
+    abis, objects = _build_each(unique, target, options, toolchain, cache)
+    for alias, rep in aliases.items():
+        abis[alias] = dataclasses.replace(abis[rep], name=alias)
+    return Library(LoadedObjects(objects, target), {name: abis[name] for name in functions}, "", target)
+
+
+def family_cache_key(key: dict, target: str | Target = "cpu") -> dict:
+    """The full object-cache key `build_cached(..., key=key)` uses for `target` (toolchain included)."""
+    from shapeflow.codegen.llvm.object_cache import toolchain_key  # noqa: PLC0415
+
+    target = Target.from_str(target)
+    return {**toolchain_key(target, _codegen_options(target)), "functions": key}
+
+
+def library_cache_entry(library):
+    """The object-cache entry (ABI facts and object files) of a Library `build_cached` returned."""
+    from shapeflow.codegen.llvm.object_cache import CacheEntry  # noqa: PLC0415
+
+    objects = getattr(library._jit, "objects", None)
+    if objects is None:
+        raise UnsupportedError("this library was not built from object files (use shapeflow.build_cached)")
+    return CacheEntry(_abi_meta({name: k.abi for name, k in library.kernels.items()}), tuple(objects))
+
+
+def _build_each(functions: dict[str, PrimFunc], target: Target, options, toolchain: dict, cache):
+    """Each function in its own module and cache entry (keyed by its IR text): (ABIs, object files)."""
+    from shapeflow.codegen.llvm import generate_llvm_ir, target_machine  # noqa: PLC0415
+    from shapeflow.codegen.llvm.object_cache import CacheEntry, compile_object, text_digest  # noqa: PLC0415
+
+    machine = target_machine(target.cpu, target.features, target.opt_level)
+    triple, layout = machine.triple, str(machine.target_data)
+    abis: dict = {}
+    objects: list[bytes] = []
+    for name, func in functions.items():
+        text, one = generate_llvm_ir(
+            {name: func}, options, triple=triple, data_layout=layout, module_name=name
+        )
+        key = {**toolchain, "ir": text_digest(text)}
+        entry = cache.get(key)
+        if entry is None:
+            entry = CacheEntry({}, (compile_object(text, target),))
+            cache.put(key, entry)
+        abis.update(one)
+        objects.extend(entry.objects)
+    return abis, objects

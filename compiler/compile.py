@@ -64,18 +64,42 @@ def _legalize(state: CompileState) -> None:
 
 
 def _build_kernels(state: CompileState) -> None:
-    from shapeflow.build import build  # noqa: PLC0415
+    from shapeflow.build import build_cached, unique_functions  # noqa: PLC0415
     from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
 
-    prims = {name: f for name, f in state.mod.items() if isinstance(f, PrimFunc)}
+    # Only the kernels the program calls: SplitGemm leaves the fused kernels it replaced in the module
+    # (about half of a model's kernels), and they need no machine code.
+    called = _called_kernels(state.mod)
+    prims = {name: f for name, f in state.mod.items() if isinstance(f, PrimFunc) and name in called}
+    # Repeated layers give structurally equal kernels: each distinct one is scheduled and compiled once.
+    unique, aliases = unique_functions(prims)
     if state.opt_level >= 1:
         # Default schedule rule 2 (passes/tir/default_schedule.py): parallel + vectorized elementwise and
         # injective kernels, row-parallel reductions; a rule that does not apply leaves the kernel as is.
         from shapeflow.passes.tir.default_schedule import apply_default_schedule  # noqa: PLC0415
 
         bounds = _declared_bounds(state.mod)
-        prims = {name: apply_default_schedule(f, bounds=bounds) for name, f in prims.items()}
-    state.library = build(IRModule(prims), state.target)
+        unique = {name: apply_default_schedule(f, bounds=bounds) for name, f in unique.items()}
+    prims = {name: unique[aliases.get(name, name)] for name in prims}
+    # Object code from the disk cache where the same kernel was compiled before (codegen/llvm/object_cache).
+    state.library = build_cached(prims, state.target)
+
+
+def _called_kernels(mod: IRModule) -> set[str]:
+    """Names of the functions the graph functions can call: through a GlobalName, or named by a call's
+    "fallback" attribute (the small-M kernel of a GEMM call, passes/graph/schedule_rules.py)."""
+    from shapeflow.ir.functor import collect  # noqa: PLC0415
+    from shapeflow.ir.graph import expr as G  # noqa: PLC0415
+    from shapeflow.passes.graph.dead_code import reachable_functions  # noqa: PLC0415
+
+    graph = [name for name, f in mod.items() if isinstance(f, G.GraphFunction)]
+    called = reachable_functions(mod, graph)
+    for name in graph:
+        for call in collect(mod[name].body, G.Call):
+            fallback = (call.attrs or {}).get("fallback")
+            if isinstance(fallback, str):
+                called.add(fallback)
+    return called
 
 
 def _declared_bounds(mod: IRModule) -> dict:

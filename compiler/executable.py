@@ -21,14 +21,15 @@ from shapeflow.errors import Error
 class Executable:
     """A VM program with its kernels and constants, callable by function name."""
 
-    def __init__(self, program, library, constants: list[np.ndarray], signature: dict, *, object_code=None):
+    def __init__(self, program, library, constants: list[np.ndarray], signature: dict, *, object_files=None):
         from shapeflow.runtime.vm import VirtualMachine  # noqa: PLC0415
 
         self.program = program
         self.library = library
         self.constants = constants
         self.signature = signature  # {function: [{"name", "type"}...]} for users and `inspect`
-        self._object_code = object_code  # bytes, when loaded from an artifact (re-saved as is)
+        # The kernels' object files, when loaded from an artifact (re-saved as they are).
+        self._object_files = tuple(object_files) if object_files is not None else None
         self.vm = VirtualMachine(program, library, constants)
         self._constant_ids = {id(c) for c in constants}
 
@@ -67,16 +68,20 @@ class Executable:
             return value.copy()
         return value
 
-    def object_code(self) -> bytes:
-        """The kernels as a relocatable object file for this target (what an artifact stores)."""
-        if self._object_code is None:
-            from shapeflow.codegen.llvm import emit_object  # noqa: PLC0415
+    def object_files(self) -> tuple[bytes, ...]:
+        """The kernels as relocatable object files for this target (what an artifact stores): those the
+        library was loaded from (compile() takes them from the object cache), else compiled now."""
+        if self._object_files is None:
+            loaded = getattr(self.library._jit, "objects", None)
+            if loaded is not None:
+                self._object_files = tuple(loaded)
+            else:
+                from shapeflow.codegen.llvm import emit_object  # noqa: PLC0415
 
-            target = self.library.target
-            self._object_code = emit_object(
-                self.library.llvm_ir, target.cpu, target.features, target.opt_level
-            )
-        return self._object_code
+                target = self.library.target
+                obj = emit_object(self.library.llvm_ir, target.cpu, target.features, target.opt_level)
+                self._object_files = (obj,)
+        return self._object_files
 
     def save(self, path) -> None:
         """Write a versioned, checksummed artifact (see shapeflow.runtime.artifact)."""

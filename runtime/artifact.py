@@ -7,7 +7,10 @@ Layout (integers little-endian):
     sha256       32 bytes  of everything after it (header length, header, payload)
     header_len   u64
     header       JSON      shapeflow version, target (triple, cpu, features), ABI facts, section table
-    payload      bytes     the sections: "object" (ELF of the kernels), "program" (VM program, JSON),
+    payload      bytes     the sections: "object<i>" (the kernels' object files, header "objects" of them),
+                           "gemm" (JSON: the micro-kernel table and the GEMM families the program calls,
+                           with their object-cache keys) and "gemm<j>.<i>" (those families' object files),
+                           "program" (VM program, JSON),
                            "kernels" (calling conventions + the lowered PrimFuncs as text, JSON),
                            "signature" (JSON), "const<i>" (.npy bytes, read with allow_pickle=False)
 
@@ -29,7 +32,7 @@ import numpy as np
 from shapeflow.errors import Error
 
 MAGIC = b"SHAPEFLW"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: several object files; the GEMM families' objects
 _PREFIX = struct.Struct("<8sI32s")
 _HEADER_LEN = struct.Struct("<Q")
 
@@ -70,8 +73,10 @@ def save_executable(exe, path) -> None:
         ],
         "funcs": _module_text(lowered),
     }
-    sections: list[tuple[str, bytes]] = [
-        ("object", exe.object_code()),
+    objects = exe.object_files()
+    sections: list[tuple[str, bytes]] = [(f"object{i}", data) for i, data in enumerate(objects)]
+    sections += _gemm_sections(exe.program)
+    sections += [
         ("program", exe.program.to_json().encode()),
         ("kernels", json.dumps(kernels).encode()),
         ("signature", json.dumps(exe.signature).encode()),
@@ -98,12 +103,51 @@ def save_executable(exe, path) -> None:
             "num_threads": target.num_threads,
         },
         "abi": _abi_facts(),
+        "objects": len(objects),
         "sections": table,
     }
     header_bytes = json.dumps(header).encode()
     body = _HEADER_LEN.pack(len(header_bytes)) + header_bytes + b"".join(data for _, data in sections)
     digest = hashlib.sha256(body).digest()
     Path(path).write_bytes(_PREFIX.pack(MAGIC, FORMAT_VERSION, digest) + body)
+
+
+def _gemm_sections(program) -> list[tuple[str, bytes]]:
+    """The GEMM families the program calls (runtime/vm/gemm_steps.py), as the object cache holds them, and
+    the micro-kernel table they were chosen from: loading the artifact on this machine then compiles and
+    measures nothing. On another machine (or shapeflow build) the keys differ and the families are rebuilt
+    there, as the key says they must be."""
+    from shapeflow.passes.graph.schedule_rules import gemm_kernel  # noqa: PLC0415
+
+    kinds = sorted(
+        {instr[1] for func in program.functions.values() for instr in func.code if instr[0] == "call_gemm"}
+    )
+    if not kinds:
+        return []
+    families, sections, table = [], [], {}
+    for j, kind in enumerate(kinds):
+        kernel = gemm_kernel(kind)
+        key, entry = kernel.cache_entry()
+        families.append({"kind": kind, "key": key, "meta": entry.meta, "objects": len(entry.objects)})
+        sections += [(f"gemm{j}.{i}", data) for i, data in enumerate(entry.objects)]
+        table = {"hardware": kernel.hw.key(), "table": [[r.mr, r.nr, r.gflops] for r in kernel.table]}
+    return [("gemm", json.dumps({**table, "families": families}).encode()), *sections]
+
+
+def _seed_gemm(text: bytes, sections: dict[str, bytes]) -> None:
+    """Hand the artifact's GEMM families and micro-kernel table to this process (see `_gemm_sections`)."""
+    from shapeflow.codegen.llvm.object_cache import CacheEntry, remember  # noqa: PLC0415
+    from shapeflow.passes.hierarchy.gemm import seed_microkernel_table  # noqa: PLC0415
+    from shapeflow.passes.hierarchy.measure import MicroKernelResult  # noqa: PLC0415
+
+    gemm = json.loads(text)
+    table = [MicroKernelResult(int(mr), int(nr), float(g)) for mr, nr, g in gemm["table"]]
+    seed_microkernel_table(str(gemm["hardware"]), table)
+    for j, family in enumerate(gemm["families"]):
+        if not isinstance(family["key"], dict) or not isinstance(family["meta"], dict):
+            raise ValueError(f"GEMM family {j} has no key or meta")
+        objects = tuple(sections[f"gemm{j}.{i}"] for i in range(int(family["objects"])))
+        remember(family["key"], CacheEntry(family["meta"], objects))
 
 
 def _module_text(funcs: dict) -> str:
@@ -178,10 +222,12 @@ def _check_target(path: str, target: dict, abi: dict) -> None:
         raise Error(f"artifact {path!r} needs the libgomp thread runtime, which this process cannot load")
 
 
-class _LoadedObject:
-    """Object code loaded into an MCJIT engine; what `Library` needs of a JIT module (`address`)."""
+class LoadedObjects:
+    """Object files loaded into one MCJIT engine; what `Library` needs of a JIT module (`address`).
 
-    def __init__(self, data: bytes, target):
+    Used for artifacts and for kernels taken from (or put into) the object cache (shapeflow.build)."""
+
+    def __init__(self, objects, target):
         import llvmlite.binding as llvm  # noqa: PLC0415
 
         from shapeflow.codegen.llvm import target_machine  # noqa: PLC0415
@@ -189,15 +235,17 @@ class _LoadedObject:
 
         threadpool.load_thread_runtime()  # GOMP_* symbols, and __shapeflow_num_threads is registered
         machine = target_machine(target.cpu, target.features, target.opt_level)
+        self.objects = tuple(objects)
         self.module = llvm.parse_assembly("")
         self.engine = llvm.create_mcjit_compiler(self.module, machine)
-        self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
+        for data in self.objects:
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(data))
         self.engine.finalize_object()
 
     def address(self, symbol: str) -> int:
         address = self.engine.get_function_address(symbol)
         if not address:
-            raise Error(f"symbol '{symbol}' is missing from the artifact's object code")
+            raise Error(f"symbol '{symbol}' is missing from the loaded object code")
         return address
 
 
@@ -218,6 +266,9 @@ def load(path):
         constants = []
         for i in range(program.num_constants):
             constants.append(np.load(io.BytesIO(sections[f"const{i}"]), allow_pickle=False))
+        objects = [sections[f"object{i}"] for i in range(int(header["objects"]))]
+        if "gemm" in sections:
+            _seed_gemm(sections["gemm"], sections)
         funcs = parse(kernels["funcs"]) if kernels["funcs"] else None
         abis = {}
         for a in kernels["abis"]:
@@ -236,6 +287,5 @@ def load(path):
         )
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise Error(f"artifact {str(path)!r} is malformed: {type(exc).__name__}: {exc}") from None
-    obj = sections["object"]
-    library = Library(_LoadedObject(obj, target), abis, "", target)
-    return Executable(program, library, constants, signature, object_code=obj)
+    library = Library(LoadedObjects(objects, target), abis, "", target)
+    return Executable(program, library, constants, signature, object_files=objects)

@@ -44,6 +44,20 @@ def microkernel_table(hw: CPUModel | None = None) -> tuple[MicroKernelResult, ..
         return _TABLES[hw.key()]
 
 
+def seed_microkernel_table(hw_key: str, table) -> bool:
+    """Use `table` as the micro-kernel table of the hardware `hw_key` for this process, unless one is already
+    loaded (an artifact carries the table its GEMM families were chosen from, so loading it measures nothing).
+    True if it was taken."""
+    table = tuple(table)
+    if not table or any(not (r.gflops > 0) for r in table):
+        return False
+    with _TABLE_LOCK:
+        if hw_key in _TABLES:
+            return False
+        _TABLES[hw_key] = table
+        return True
+
+
 @dataclass(frozen=True)
 class PackedWeights:
     """B packed into NR-column panels, `data[p, k, j] = B[k, p * NR + j]` (zeros past N)."""
@@ -81,8 +95,7 @@ class GemmKernel:
         mrs: tuple[int, ...] | None = None,
         nr: int | None = None,
     ):
-        import shapeflow  # noqa: PLC0415
-        from shapeflow.ir.module import IRModule  # noqa: PLC0415
+        from shapeflow.build import build_cached  # noqa: PLC0415
 
         self.hw = hardware or host_cpu_model()
         self.table = tuple(table) if table is not None else microkernel_table(self.hw)
@@ -105,7 +118,17 @@ class GemmKernel:
         funcs["pack"] = build_pack_func(self.nr, n, k, transposed, batched=False)
         if batched:
             funcs["pack_batched"] = build_pack_func(self.nr, n, k, transposed, batched=True)
-        self.library = shapeflow.build(IRModule(funcs), lower=False)
+        # What decides the family's code, besides the toolchain: its object code is cached on disk under it
+        # (shapeflow.build_cached), so a family is compiled once per machine, not once per process.
+        self.family_key = {
+            "family": self.name,
+            "n": n,
+            "k": k,
+            "nr": self.nr,
+            "mrs": list(self.mrs),
+            "lanes": lanes,
+        }
+        self.library = build_cached(funcs, "cpu", lower=False, key=self.family_key)
         self._kernels = {mr: self.library[f"gemm_{mr}"] for mr in self.mrs}
         self._choices: dict[tuple[int, ...], Decomposition] = {}
         # Native entries without the generic argument checks, for `_fast_call` (which checks everything
@@ -114,6 +137,13 @@ class GemmKernel:
         for mr, kernel in self._kernels.items():
             entry, takes_ids = kernel.unchecked_entry
             self._entries[mr] = (entry, takes_ids, tuple(v.name for v in kernel.abi.symbolic), kernel)
+
+    def cache_entry(self):
+        """`(key, entry)`: this family's object code as the object cache holds it (an artifact carries it, so
+        loading one compiles nothing; see shapeflow.codegen.llvm.object_cache)."""
+        from shapeflow.build import family_cache_key, library_cache_entry  # noqa: PLC0415
+
+        return family_cache_key(self.family_key), library_cache_entry(self.library)
 
     # -- weights ----------------------------------------------------------------------------------
     def pack_weights(self, b) -> PackedWeights:
