@@ -9,9 +9,19 @@ primitives of passes/schedule:
   inner part vectorized, and the outer spatial loops run in parallel (fused into one loop when the
   schedule's analysis proves the fused iterations independent, else the biggest single loop that starts
   at most MAX_REGIONS parallel regions per call, judged by the model's declared dim bounds);
-- reduction / opaque (softmax, layer_norm, rms_norm, sums): row-parallel, i.e. each block's leading spatial
-  loops (the rows) run in parallel as above; reductions stay sequential inside a row, so results equal
-  the unscheduled kernel's bit for bit.
+- reduction / opaque (softmax, layer_norm, rms_norm, sums): row-parallel, i.e. the leading spatial loops
+  (the rows) run in parallel as above; reductions stay sequential inside a row, so results equal the
+  unscheduled kernel's bit for bit. A kernel of several blocks over the same rows (softmax: max, sum of
+  exp, normalize; layer_norm: five) first has every earlier block moved into the last block's innermost
+  row loop (compute_at, consumers first), so one parallel loop runs the whole row: one parallel region
+  per call instead of one per block (and per outer row, where the rows could not be fused), and a row's
+  statistics are computed while the row is in cache. Where that does not apply, each block is
+  row-parallel on its own.
+
+A single row loop is chosen (when fusing the rows is not proven safe) by the most iterations it is sure
+to have (the lower bound of its extent, capped at `ENOUGH_ITERATIONS`), then by the fewest parallel
+regions it starts, then by its largest extent: (12 heads, s) runs the 12 heads in parallel in one region
+rather than s rows in 12 regions.
 
 Kernels of small constant shape (fewer than `PARALLEL_MIN` elements) are not parallelized (a thread-pool
 dispatch costs more than the work). A step that raises ScheduleError is undone and the kernel keeps what was
@@ -33,6 +43,7 @@ from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
 PARALLEL_MIN = 1 << 14  # elements: a kernel of constant shape smaller than this stays on one thread
 MAX_REGIONS = 16  # most parallel regions one kernel call may start (see _parallel_rows)
 UNKNOWN_EXTENT = 16  # assumed upper bound of a symbolic extent without declared bounds
+ENOUGH_ITERATIONS = 64  # iterations that keep any CPU's threads busy: more do not make a row loop better
 SPATIAL_PATTERNS = ("elementwise", "broadcast", "injective")
 ROW_PATTERNS = ("reduction", "opaque")
 
@@ -71,6 +82,15 @@ def _upper(extent, bounds: dict) -> int:
     return UNKNOWN_EXTENT
 
 
+def _lower(extent, bounds: dict) -> int:
+    """A lower bound of a loop extent: a constant, a symbolic dim's declared lower bound, else 1."""
+    if isinstance(extent, IntImm):
+        return extent.value
+    if isinstance(extent, Var) and extent.name in bounds:
+        return max(1, int(bounds[extent.name][0]))
+    return 1
+
+
 def _block(sch, rv):
     realize, _ = sch.find_block(rv)
     return realize.block
@@ -94,8 +114,9 @@ def _parallel_rows(sch, block, rows: list, bounds: dict) -> object:
     if trial is not sch:
         return trial
     uppers = [_upper(e, bounds) for e in extents[: len(rows)]]
+    lowers = [min(_lower(e, bounds), ENOUGH_ITERATIONS) for e in extents[: len(rows)]]
     candidates = [i for i in range(len(rows)) if math.prod(uppers[:i]) <= MAX_REGIONS and uppers[i] > 1]
-    for i in sorted(candidates, key=lambda i: (-uppers[i], -i)):
+    for i in sorted(candidates, key=lambda i: (-lowers[i], math.prod(uppers[:i]), -uppers[i], -i)):
         trial = _try(sch, lambda s, i=i: s.parallel(rows[i]))
         if trial is not sch:
             return trial
@@ -119,17 +140,78 @@ def _spatial_rule(sch, block, lanes: int, bounds: dict) -> object:
     return _parallel_rows(sch, block, rows, bounds)
 
 
-def _row_rule(sch, block, bounds: dict) -> object:
-    loops = sch.get_loops(block)
+def _row_count(sch, block) -> int:
+    """How many leading loops of `block` are rows: its leading spatial iteration variables, but the last
+    axis of an all-spatial block (a normalize step) stays inside the row."""
     iters = _block(sch, block).iter_vars
     rows = 0
-    for iv in iters:  # leading spatial iteration variables: the rows
+    for iv in iters:
         if iv.iter_type != IterType.SPATIAL:
             break
         rows += 1
     if rows == len(iters):
-        rows -= 1  # a spatial block (a normalize step): its last axis stays inside the row
-    return _parallel_rows(sch, block, loops[: min(rows, len(loops))], bounds)
+        rows -= 1
+    return min(rows, len(sch.get_loops(block)))
+
+
+def _row_rule(sch, block, bounds: dict) -> object:
+    loops = sch.get_loops(block)
+    return _parallel_rows(sch, block, loops[: _row_count(sch, block)], bounds)
+
+
+def _same_rows(sch, producer, row_extents: list) -> bool:
+    """Whether `producer` iterates over the same leading rows (by domain extent) as the last block."""
+    iters = _block(sch, producer).iter_vars
+    if len(iters) < len(row_extents) or any(
+        iv.iter_type != IterType.SPATIAL for iv in iters[: len(row_extents)]
+    ):
+        return False
+    from shapeflow.ir.structural import structural_equal  # noqa: PLC0415
+
+    return all(structural_equal(iv.dom.extent, e) for iv, e in zip(iters, row_extents))
+
+
+def _reads_own_rows(sch, blocks: list, nrows: int) -> bool:
+    """Whether every block reads what the earlier blocks write only at its own rows (the first `nrows`
+    indices are its first `nrows` iteration variables): then moving the producers into the row loop
+    computes each value once, not once per row that reads it."""
+    from shapeflow.ir.expr import BufferLoad  # noqa: PLC0415
+    from shapeflow.ir.functor import collect  # noqa: PLC0415
+
+    written: set[int] = set()
+    for rv in blocks:
+        block = _block(sch, rv)
+        own = [iv.var for iv in block.iter_vars[:nrows]]
+        for load in collect(block.body, BufferLoad):
+            if id(load.buffer) in written and any(a is not b for a, b in zip(load.indices[:nrows], own)):
+                return False
+        written.update(id(r.buffer) for r in block.writes)
+    return True
+
+
+def _one_region_rows(sch, blocks: list, bounds: dict) -> object:
+    """Every block computed inside the last block's row loop, the rows parallel (module docstring); `sch`
+    unchanged when a step does not apply or no row loop ends up parallel."""
+    last = blocks[-1]
+    loops = sch.get_loops(last)
+    rows = loops[: _row_count(sch, last)]
+    if len(blocks) < 2 or not rows:
+        return sch
+    row_extents = [_extent(sch, x) for x in rows]
+    if not all(_same_rows(sch, b, row_extents) for b in blocks[:-1]):
+        return sch
+    if not _reads_own_rows(sch, blocks, len(rows)):
+        return sch
+
+    def gather(s):
+        for producer in reversed(blocks[:-1]):  # consumers first, so each producer's readers are inside
+            s.compute_at(producer, rows[-1])
+
+    gathered = _try(sch, gather)
+    if gathered is sch:
+        return sch
+    scheduled = _parallel_rows(gathered, last, rows, bounds)
+    return sch if scheduled is gathered else scheduled
 
 
 def apply_default_schedule(func: PrimFunc, lanes: int | None = None, bounds: dict | None = None) -> PrimFunc:
@@ -154,8 +236,12 @@ def apply_default_schedule(func: PrimFunc, lanes: int | None = None, bounds: dic
         for rv in blocks:
             sch = _spatial_rule(sch, rv, lanes, bounds)
     else:
-        for rv in blocks:
-            sch = _row_rule(sch, rv, bounds)
+        gathered = _one_region_rows(sch, blocks, bounds)
+        if gathered is not sch:
+            sch = gathered
+        else:
+            for rv in blocks:
+                sch = _row_rule(sch, rv, bounds)
     if not sch.trace:
         return func
     return dataclasses.replace(sch.func, attrs={**func.attrs, **sch.func.attrs})

@@ -1,18 +1,14 @@
 """Parallel loops below the work threshold run on the calling thread, above it on libgomp's team.
 
-Which path ran is observed by counting calls of `GOMP_parallel`: while a test builds its kernels, the JIT
-resolves that symbol to a counting wrapper around libgomp's own (the symbol is bound when a module is
-finalized, so only kernels built inside `counting_gomp` see the wrapper). Results are compared with the
-reference interpreter on both paths, on shapes including 1 and primes.
+Which path ran is observed by counting calls of `GOMP_parallel` (gomp_counting.py). Results are compared
+with the reference interpreter on both paths, on shapes including 1 and primes.
 """
 
-import contextlib
-import ctypes
 import math
 
-import llvmlite.binding as llvm
 import numpy as np
 import pytest
+from gomp_counting import counting_gomp, runtime_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,39 +24,6 @@ ZERO = E.IntImm(I64, 0)
 SIZES = st.sampled_from([1, 2, 3, 5, 7, 13, 31, 64, 97])
 
 pytestmark = pytest.mark.skipif(not threadpool.thread_runtime_available(), reason="no libgomp")
-
-_GOMP_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
-
-
-@contextlib.contextmanager
-def counting_gomp():
-    """Kernels built inside the block call a wrapper of GOMP_parallel that counts its calls."""
-    real = _GOMP_SIGNATURE(llvm.address_of_symbol("GOMP_parallel"))
-    real_address = llvm.address_of_symbol("GOMP_parallel")
-    calls = []
-
-    def wrapper(fn, data, num_threads, flags):
-        calls.append(num_threads)
-        real(fn, data, num_threads, flags)
-
-    callback = _GOMP_SIGNATURE(wrapper)
-    llvm.add_symbol("GOMP_parallel", ctypes.cast(callback, ctypes.c_void_p).value)
-    try:
-        yield calls, callback
-    finally:
-        llvm.add_symbol("GOMP_parallel", real_address)
-
-
-@contextlib.contextmanager
-def runtime_settings(threads: int, min_work: float):
-    old_threads, old_work = threadpool.get_num_threads(), threadpool.get_parallel_min_work()
-    threadpool.set_num_threads(threads)
-    threadpool.set_parallel_min_work(min_work)
-    try:
-        yield
-    finally:
-        threadpool.set_num_threads(old_threads)
-        threadpool.set_parallel_min_work(old_work)
 
 
 def add_one_rows() -> PrimFunc:
@@ -114,7 +77,7 @@ def check_against_interpreter(kernel, func, inputs, out_shape):
 def test_results_match_the_interpreter_on_both_paths(n, m, force):
     rng = np.random.default_rng(n * 100 + m)
     min_work = 0.0 if force == "team" else math.inf
-    with counting_gomp() as (calls, _keep):
+    with counting_gomp() as calls:
         kernels = {name: build(f(), name) for name, f in [("add", add_one_rows), ("tri", triangle_sums)]}
         kernels["ragged"] = build(ragged_copy(), "ragged")
     with runtime_settings(2, min_work):
@@ -131,7 +94,7 @@ def test_results_match_the_interpreter_on_both_paths(n, m, force):
 def test_threshold_boundary_is_trip_count_times_body_cost():
     """add_one_rows is estimated at n x m x 3 units: that threshold opens a team, one unit more not."""
     n, m = 6, 11
-    with counting_gomp() as (calls, _keep):
+    with counting_gomp() as calls:
         kernel = build(add_one_rows(), "add_rows")
     a = np.ones((n, m), F32)
     out = np.zeros((n, m), F32)
@@ -148,7 +111,7 @@ def test_unknown_inner_extent_counts_a_fixed_trip():
     from shapeflow.codegen.llvm.parallel import UNKNOWN_TRIP
 
     n, m = 4, 40
-    with counting_gomp() as (calls, _keep):
+    with counting_gomp() as calls:
         kernel = build(ragged_copy(), "ragged_t")
     x = np.ones((n, m), F32)
     lengths = np.full(n, m, np.int64)
@@ -162,7 +125,7 @@ def test_unknown_inner_extent_counts_a_fixed_trip():
 
 
 def test_default_threshold_keeps_small_loops_on_the_calling_thread():
-    with counting_gomp() as (calls, _keep):
+    with counting_gomp() as calls:
         kernel = build(add_one_rows(), "add_default")
     with runtime_settings(2, float(threadpool.DEFAULT_PARALLEL_MIN_WORK)):
         small = np.ones((4, 8), F32)
@@ -177,7 +140,7 @@ def test_default_threshold_keeps_small_loops_on_the_calling_thread():
 
 
 def test_one_thread_never_opens_a_team():
-    with counting_gomp() as (calls, _keep):
+    with counting_gomp() as calls:
         kernel = build(add_one_rows(), "add_one_thread")
     with runtime_settings(1, 0.0):
         a = np.ones((9, 5), F32)
