@@ -341,13 +341,26 @@ def _mod(ctx: Context, node: Node):
     a, b = (ctx.expr(n) for n in node.inputs)
     dtype = ctx.dtype(node.inputs[0])
     if not node.attr("fmod", 0):
-        if dtype.is_float:
-            raise node.unsupported("fmod=0 with float inputs is not supported")
-        return op.floor_mod(a, b)
+        return _float_mod(ctx, a, b, dtype) if dtype.is_float else op.floor_mod(a, b)
     if dtype.is_float:
         q = op.divide(a, b)
         return op.subtract(a, op.multiply(_trunc(q), b))
     return op.subtract(a, op.multiply(op.divide(a, b), b))  # integer divide truncates, as C's fmod
+
+
+def _float_mod(ctx: Context, a, b, dtype):
+    """numpy's float mod (the sign of the divisor), as npy_divmod computes it: r = fmod(a, b); a nonzero r
+    whose sign differs from b's moves by b; a zero r takes b's sign. fmod(a, +-inf) is a for finite a
+    (a - trunc(a / b) * b would give NaN there); zero divisors, infinite dividends and NaNs give NaN."""
+    inf, zero = scalar(np.inf, dtype), scalar(0, dtype)
+    q = ctx.emit(op.divide(a, b))
+    r = ctx.emit(op.subtract(a, op.multiply(_trunc(q), b)))
+    b_inf = op.logical_and(op.equal(op.abs(b), inf), op.less(op.abs(a), inf))
+    r = ctx.emit(op.where(b_inf, a, r))
+    b_negative = op.less(b, zero)
+    moved = op.where(op.not_equal(op.less(r, zero), b_negative), op.add(r, b), r)
+    signed_zero = op.where(b_negative, scalar(-0.0, dtype), zero)
+    return op.where(op.equal(r, zero), signed_zero, moved)
 
 
 # -- variadic -------------------------------------------------------------------------------------------
