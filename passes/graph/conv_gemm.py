@@ -19,7 +19,9 @@ variable, right before its first use that needs it) when something other than a 
 it. Layout-agnostic here: elementwise unary ops (out[i] = f(x[i])), broadcasting binary ops whose other
 operand is permuted the same way or is a constant (transposed at compile time), further permute_dims
 (composed; a pair that cancels disappears) and the next conv2d. In a ResNet only the stem's max-pool and
-the final global pooling see NCHW tensors.
+the final global pooling see NCHW tensors. In the blocks it rewrites, a permute_dims of a constant is
+folded too (same size; FoldConstant leaves large ones, so a classifier's transposed weight would be
+transposed at every call).
 
 Refused (left as they are): groups != 1 (depthwise / grouped convs stay direct loop nests), conv1d, other
 dtypes than float32, a weight whose shape is not constant, channel counts that do not match. A weight
@@ -40,7 +42,7 @@ from shapeflow.ir.graph.ops import get_op_def, list_ops
 from shapeflow.ir.graph.shape import as_int, same_expr
 from shapeflow.ir.graph.types import TensorType
 from shapeflow.ir.module import IRModule
-from shapeflow.passes.graph.common import GraphFunctionPass, used_vars
+from shapeflow.passes.graph.common import GraphFunctionPass, rename_vars, used_vars
 from shapeflow.passes.infra import PassContext, register_pass
 
 NHWC = (0, 2, 3, 1)  # permute_dims axes taking NCHW to NHWC
@@ -112,6 +114,7 @@ class _BlockRewriter:
         self.out: list[G.Binding] = []
         self.virtual: dict[int, tuple[G.Expr, tuple]] = {}  # id(var) -> (source, P): var = permute(source, P)
         self.permuted: dict[tuple[int, tuple], G.Expr] = {}  # (id(value), Q) -> permute(value, Q)
+        self.constants: dict[int, G.Constant] = {}  # id(var) -> the constant it was bound to (folded)
         self.changed = False
 
     # -- emitting ----------------------------------------------------------------------------------
@@ -165,6 +168,8 @@ class _BlockRewriter:
         name = call.op.name
         if name == "conv2d":
             return self.conv2d(b.var, call)
+        if name == "permute_dims" and isinstance(call.args[0], G.Constant):
+            return self.constant_permute(b.var, call)
         if name == "permute_dims":
             return self.permute_dims(b.var, call)
         if name in self.unary:
@@ -222,6 +227,19 @@ class _BlockRewriter:
         self.set_virtual(var, source, perm)
         return True
 
+    def constant_permute(self, var: G.GraphVar, call: G.Call) -> bool:
+        """A transposed constant is a constant of the same size: fold it (FoldConstant keeps large ones as
+        calls, to not grow the module, so ONNX Gemm's transB weight would be transposed at every call)."""
+        arg = call.args[0]
+        axes = call.attrs.get("axes")
+        folded = G.Constant.from_array(np.ascontiguousarray(np.transpose(arg.array, axes)))
+        self.changed = True
+        if isinstance(var, G.DataflowVar):
+            self.constants[id(var)] = folded
+        else:
+            self.out.append(G.VarBinding(var, folded))
+        return True
+
     def elementwise_unary(self, var: G.GraphVar, call: G.Call) -> bool:
         found = self._virtual_of(call.args[0])
         if found is None:
@@ -259,6 +277,7 @@ class _BlockRewriter:
     # -- driver --------------------------------------------------------------------------------------
     def run(self, block: G.DataflowBlock) -> G.DataflowBlock:
         for b in block.bindings:
+            b = rename_vars(b, self.constants)
             if self.rewrite(b):
                 continue
             for v in used_vars(b.value):

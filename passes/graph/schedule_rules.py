@@ -241,8 +241,12 @@ def _rewrite_binding(
     value = b.value
     if not (isinstance(b, G.VarBinding) and isinstance(value, G.Call) and isinstance(value.op, G.Op)):
         return None
-    if value.op.name != "call_tir" or len(value.args) == 3:
+    if value.op.name != "call_tir":
         return None
+    # The kernel's scalar params (symbolic dims its buffers' shapes do not bind, e.g. the H and W of a
+    # strided conv's output) go to the epilogue; the GEMM needs none, but the small-M fallback kernel
+    # (called with A, B, C only) could, so a run-time B with them is left alone.
+    scalars = value.args[2:]
     func = mod.functions.get(value.args[0].name)
     if not isinstance(func, PrimFunc):
         return None
@@ -261,6 +265,8 @@ def _rewrite_binding(
     lib = G.ExternFunc(LIBRARY_PREFIX + m.kind)
     attrs = {}
     if not isinstance(w, G.Constant):
+        if scalars:
+            return None
         # A B that arrives at run time is packed per call: for a few rows (per batch entry) the plain loop
         # nest is faster than packing, so the VM keeps it at hand.
         fallback = epilogues.get(("gemm_only", value.args[0].name))
@@ -286,7 +292,8 @@ def _rewrite_binding(
     call = G.Call(get_op("call_dps_library"), (lib, G.Tuple((a, w))), attrs, (c_type,))
     kept_ids = {id(p) for p in epi.params}
     kept = [x for p, x in zip(func.params, inputs) if isinstance(p, Buffer) and id(p) in kept_ids]
-    epi_call = G.Call(value.op, (G.GlobalName(name), G.Tuple((tmp, *kept))), value.attrs, value.type_args)
+    args = (G.GlobalName(name), G.Tuple((tmp, *kept)), *scalars)
+    epi_call = G.Call(value.op, args, value.attrs, value.type_args)
     return [G.VarBinding(tmp, call), G.VarBinding(b.var, epi_call)]
 
 

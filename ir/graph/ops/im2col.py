@@ -22,7 +22,7 @@ from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_ints, attr_str, register_op
-from shapeflow.ir.graph.shape import simplify
+from shapeflow.ir.graph.shape import as_int, simplify
 from shapeflow.ir.graph.types import TensorType, Type
 
 LAYOUTS = ("NHWC", "NCHW")
@@ -97,13 +97,18 @@ def _reference(x, kernel_size, strides, padding, dilation, layout="NHWC"):
 
 
 def _legalize(inputs, out, kernel_size, strides, padding, dilation, layout="NHWC"):
-    """One injective stage; the patch index k splits into (kh, kw, c) with c innermost, and a position in
-    the padding reads nothing (if_then_else guards the load)."""
+    """One injective stage; the patch index k splits into (kh, kw, c) (or (c, kh, kw)). A position in the
+    padding must not be read: with constant, non-empty H and W the index is clamped into the input and a
+    select picks 0 (one store, so the kernel stays "injective" and the default rule vectorizes it); a
+    symbolic H or W could be 0 at run time, where no clamped index is in bounds, so the load is guarded by
+    if_then_else instead (a branchy kernel the default rule only parallelizes)."""
     x = inputs[0]
     (kh_n, kw_n), (sh, sw), pads, (dh, dw) = _attrs4(kernel_size, strides, padding, dilation)
     pt, pl = pads[0], pads[1]
     nhwc = layout == "NHWC"
     h, w, c_n = (x.shape[1], x.shape[2], x.shape[3]) if nhwc else (x.shape[2], x.shape[3], x.shape[1])
+    h_int, w_int = as_int(h), as_int(w)
+    clamp = h_int is not None and w_int is not None and h_int > 0 and w_int > 0
 
     def body(n, oh, ow, k):
         if nhwc:
@@ -115,9 +120,13 @@ def _legalize(inputs, out, kernel_size, strides, padding, dilation, layout="NHWC
         hi = oh * sh + kh * dh - pt
         wi = ow * sw + kw * dw - pl
         inside = E.logical_and(E.logical_and(hi >= 0, hi < h), E.logical_and(wi >= 0, wi < w))
-        value = x[n, hi, wi, c] if nhwc else x[n, c, hi, wi]
         if not any(pads):
-            return value
+            return x[n, hi, wi, c] if nhwc else x[n, c, hi, wi]
+        if clamp:
+            hc, wc = E.max_expr(E.min_expr(hi, h_int - 1), 0), E.max_expr(E.min_expr(wi, w_int - 1), 0)
+            value = x[n, hc, wc, c] if nhwc else x[n, c, hc, wc]
+            return E.select(inside, value, T.const(0.0, x.dtype))
+        value = x[n, hi, wi, c] if nhwc else x[n, c, hi, wi]
         return te.if_then_else(inside, value, T.const(0.0, x.dtype))
 
     return te.compute(T.out_shape(out), body, name="im2col")
