@@ -1,7 +1,8 @@
 """Issue 3 benchmark: a 2-layer MLP and a transformer encoder block through `shapeflow.compile`, side by side
-with numpy, torch eager and apache-tvm's default `tvm.compile` of the same Relax module, in one process.
+with numpy, torch eager, onnxruntime (encoder, from the same model exported to ONNX) and apache-tvm's default
+`tvm.compile` of the same Relax module, in one process.
 
-    python benchmarks/encoder.py [--quick] [--seqs 1,17,128,384] [--no-tvm] [--no-torch]
+    python benchmarks/encoder.py [--quick] [--seqs 1,17,128,384] [--no-tvm] [--no-torch] [--no-onnx]
 
 Both models take x of shape (batch, seq, 768) with symbolic batch and seq (batch 1 is measured) and are
 compiled once per framework, then run at every sequence length:
@@ -180,6 +181,83 @@ def memory_report(seqs) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# The encoder as ONNX (weights as initializers): onnxruntime, and shapeflow with constant weights
+# ---------------------------------------------------------------------------------------------
+
+
+def encoder_onnx():
+    """The encoder above as an onnx.ModelProto (opset 17, dims "batch" and "seq"), the same weights as
+    initializers: linear = MatMul with the transposed weight (+ Add bias), GELU through Erf."""
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    weights = make_weights()
+    nodes, inits = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op_type, inputs, **attrs):
+        out = f"t{len(nodes)}"
+        nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+    def linear(t, w, bias=None):
+        y = node("MatMul", [t, const(f"{w}_t", np.ascontiguousarray(weights[w].T))])
+        return y if bias is None else node("Add", [y, const(bias, weights[bias])])
+
+    def layer_norm(t, g, b):
+        return node(
+            "LayerNormalization", [t, const(g, weights[g]), const(b, weights[b])], axis=-1, epsilon=EPS
+        )
+
+    split = const("split_heads", np.array([0, 0, HEADS, HEAD_DIM], "int64"))
+    q = node("Transpose", [node("Reshape", [linear("x", "wq"), split])], perm=[0, 2, 1, 3])
+    k = node("Transpose", [node("Reshape", [linear("x", "wk"), split])], perm=[0, 2, 3, 1])
+    v = node("Transpose", [node("Reshape", [linear("x", "wv"), split])], perm=[0, 2, 1, 3])
+    scores = node("Mul", [node("MatMul", [q, k]), const("scale", np.float32(1 / math.sqrt(HEAD_DIM)))])
+    ctx = node("Transpose", [node("MatMul", [node("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    ctx = node("Reshape", [ctx, const("merge_heads", np.array([0, 0, HIDDEN], "int64"))])
+    h = layer_norm(node("Add", ["x", linear(ctx, "wo")]), "g1", "be1")
+    inner = linear(h, "w1", "b1")
+    erf = node("Erf", [node("Div", [inner, const("sqrt2", np.float32(math.sqrt(2)))])])
+    gelu = node(
+        "Mul",
+        [
+            node("Mul", [inner, node("Add", [erf, const("one", np.float32(1))])]),
+            const("half", np.float32(0.5)),
+        ],
+    )
+    y = layer_norm(node("Add", [h, linear(gelu, "w2", "b2")]), "g2", "be2")
+    nodes.append(helper.make_node("Identity", [y], ["y"]))
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", "seq", HIDDEN]) for n in ("x", "y")]
+    graph = helper.make_graph(nodes, "encoder", io[:1], io[1:], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="shapeflow")
+    model.ir_version = 8
+    return model
+
+
+def onnxruntime_model():
+    """An onnxruntime CPU session of `encoder_onnx()` with 2 intra-op threads (its default optimizations)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        encoder_onnx().SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return lambda x: session.run(None, {"x": x})[0]
+
+
+def shapeflow_constant_model():
+    """`encoder_onnx()` through shapeflow.compile: the weights are constants (packed once, at load)."""
+    import shapeflow as sf  # noqa: PLC0415
+
+    return sf.compile(encoder_onnx(), target="cpu", dims={"batch": DIMS["b"], "seq": DIMS["s"]})
+
+
+# ---------------------------------------------------------------------------------------------
 # torch eager
 # ---------------------------------------------------------------------------------------------
 
@@ -339,7 +417,7 @@ def dispatch_overhead(k: int = 32, number: int = 2000) -> dict:
     }
 
 
-def bench_model(kind: str, seqs, reps: int, budget_s: float, use_torch: bool, use_tvm: bool) -> dict:
+def bench_model(kind: str, seqs, reps: int, budget_s: float, peers: set[str]) -> dict:
     weights = make_weights()
     args = [weights[n] for n in (MLP_PARAMS if kind == "mlp" else ENCODER_PARAMS)]
     reference = numpy_mlp if kind == "mlp" else numpy_encoder
@@ -347,6 +425,12 @@ def bench_model(kind: str, seqs, reps: int, budget_s: float, use_torch: bool, us
     exe = shapeflow_compile(kind)
     result: dict = {"shapeflow_compile_s": round(time.perf_counter() - t0, 2)}
     runners = {"shapeflow": lambda x: exe(x, *args), "numpy": lambda x: reference(x, *args)}
+    if kind == "encoder" and "onnx" in peers:
+        t0 = time.perf_counter()
+        runners["shapeflow_const"] = shapeflow_constant_model()
+        result["shapeflow_const_compile_s"] = round(time.perf_counter() - t0, 2)
+        runners["onnxruntime"] = onnxruntime_model()
+    use_torch, use_tvm = "torch" in peers, "tvm" in peers
     if use_torch:
         runners["torch"] = torch_model(kind)
     if use_tvm:
@@ -371,8 +455,10 @@ def bench_model(kind: str, seqs, reps: int, budget_s: float, use_torch: bool, us
             row[f"{name}_ms"] = round(best * 1e3, 3)
             row[f"{name}_reps"] = n
         for name in runners:
-            if name != "shapeflow":
+            if not name.startswith("shapeflow"):
                 row[f"ratio_{name}"] = round(row[f"{name}_ms"] / row["shapeflow_ms"], 3)
+                if "shapeflow_const" in runners:  # like with like: constant weights in both
+                    row[f"ratio_{name}_vs_const"] = round(row[f"{name}_ms"] / row["shapeflow_const_ms"], 3)
         per_seq[str(seq)] = row
     result["batch_1"] = per_seq
     return result
@@ -387,6 +473,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--models", default="mlp,encoder")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-tvm", action="store_true")
+    parser.add_argument("--no-onnx", action="store_true", help="skip onnxruntime and shapeflow on ONNX")
     opts = parser.parse_args(argv)
     seqs = (
         [int(s) for s in opts.seqs.split(",")]
@@ -404,13 +491,19 @@ def main(argv=None) -> dict:
             "shapeflow: compile() with its default schedule rules (matmuls on the passes/hierarchy GEMM, "
             "elementwise kernels parallel + vectorized); the weights are function parameters, so a dense "
             "layer with more than 16 rows packs its weight on every call (constants are packed once at load)",
+            "shapeflow_const (encoder): the same encoder exported with onnx.helper (weights as initializers) "
+            "through shapeflow.compile, so the weights are constants packed once at load; onnxruntime runs "
+            "that same ONNX model (CPU, intra_op_num_threads=2, default graph optimizations), so "
+            "ratio_onnxruntime_vs_const compares constant weights with constant weights; torch holds its "
+            "weights as tensors (constants too); ratio_<peer> is against shapeflow with run-time weights",
             "tvm: apache-tvm's default tvm.compile(target='llvm') of the Relax module, no tuning",
             "timings are best-of-N wall times on a shared machine; load_average shows how busy it was",
         ],
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
     }
     for kind in opts.models.split(","):
-        report[kind] = bench_model(kind, seqs, reps, budget, not opts.no_torch, not opts.no_tvm)
+        peers = {p for p in ("torch", "tvm", "onnx") if not getattr(opts, f"no_{p}")}
+        report[kind] = bench_model(kind, seqs, reps, budget, peers)
     report["vm_dispatch"] = dispatch_overhead(number=300 if opts.quick else 2000)
     report["encoder_memory"] = memory_report(seqs)
     report["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
