@@ -3,8 +3,10 @@
     python benchmarks/elementwise.py [--repeat N] [--threads T]
 
 Prints one JSON object. Every kernel is written directly in the loop IR with an explicit parallel outer
-loop and an inner loop LLVM vectorizes (scheduling primitives come later). Timings are best-of-N wall times;
-`ratio` is numpy time / shapeflow time (above 1 means shapeflow is faster).
+loop and an inner loop LLVM vectorizes (scheduling primitives come later); whether a call starts a thread
+team follows the runtime's work threshold and libgomp wait policy (shapeflow.runtime.threadpool), both
+reported under "machine" with the load average. Timings are best-of-N wall times; `ratio` is numpy time /
+shapeflow time (above 1 means shapeflow is faster).
 """
 
 from __future__ import annotations
@@ -286,11 +288,16 @@ def main() -> None:
     compile_times = bench_compile()  # first: a cold process
     if args.threads:
         threadpool.set_num_threads(args.threads)
+    threadpool.load_thread_runtime()  # sets the default wait policy unless one was given
     report = {
         "machine": {
             "cpu": sf.Target("cpu").host_cpu,
             "cpu_count": os.cpu_count(),
             "threads": threadpool.get_num_threads(),
+            "parallel_min_work": threadpool.get_parallel_min_work(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+            "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT"),
+            "load_average_before": [round(v, 2) for v in os.getloadavg()],
             "copy_GBps": bench_copy_bandwidth(args.repeat),
         },
         "compile": compile_times,
@@ -299,6 +306,7 @@ def main() -> None:
         "rows": bench_rows(args.repeat),
         "overhead": bench_overhead(args.repeat),
     }
+    report["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(report, indent=2))
 
 
