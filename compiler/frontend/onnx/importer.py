@@ -38,6 +38,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_resize,
     convert_rnn,
     convert_shape,
+    convert_signal,
     lowp,
 )
 from shapeflow.frontend.onnx.context import ONNX_DTYPES, Context, Node, onnx_dtype, safe_name

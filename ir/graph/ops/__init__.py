@@ -15,6 +15,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     norm,
     reduce,
     resize,
+    sampling,
     scatter,
     slice,
     unary,

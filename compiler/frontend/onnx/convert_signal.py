@@ -1,0 +1,74 @@
+"""Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid (graph ops in
+shapeflow.ir.graph.ops.sampling)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shapeflow.frontend.onnx.context import Context, Node
+from shapeflow.frontend.onnx.registry import converter
+from shapeflow.ir.graph import expr as G
+from shapeflow.ir.graph import op
+from shapeflow.ir.graph.shape import as_int
+
+# opset 16 names -> opset 20 names
+_MODE_NAMES = {
+    "bilinear": "linear",
+    "bicubic": "cubic",
+    "nearest": "nearest",
+    "linear": "linear",
+    "cubic": "cubic",
+}
+
+
+@converter("GridSample", since=16)
+def _grid_sample(ctx: Context, node: Node):
+    x, grid = node.inputs[:2]
+    mode = node.attr("mode", "linear" if node.version >= 20 else "bilinear")
+    if mode not in _MODE_NAMES:
+        raise node.unsupported(f"mode {mode!r} is not supported")
+    padding = node.attr("padding_mode", "zeros")
+    if padding not in ("zeros", "border", "reflection"):
+        raise node.unsupported(f"padding_mode {padding!r} is not supported")
+    align = bool(node.attr("align_corners", 0))
+    if not ctx.dtype(x).is_float or ctx.dtype(x) != ctx.dtype(grid):
+        raise node.unsupported(
+            f"dtypes {ctx.dtype(x)}, {ctx.dtype(grid)} are not supported (one float dtype)"
+        )
+    if ctx.rank(x) not in (4, 5):
+        raise node.unsupported(f"a rank-{ctx.rank(x)} input is not supported (2-D and 3-D sampling only)")
+    return op.grid_sample(
+        ctx.expr(x), ctx.expr(grid), mode=_MODE_NAMES[mode], padding_mode=padding, align_corners=align
+    )
+
+
+def _base_coords(length: int, align_corners: bool) -> np.ndarray:
+    """The normalized coordinates of `length` pixels along one axis, as ONNX's reference builds them."""
+    i = np.arange(length, dtype=np.float64)
+    if align_corners:
+        return -1.0 + 2.0 * i / (length - 1) if length > 1 else np.full(length, -1.0)
+    return (2.0 * i + 1.0) / length - 1.0
+
+
+@converter("AffineGrid", since=20)
+def _affine_grid(ctx: Context, node: Node):
+    """The base grid is a constant (size must be known at import time); the transform is a batched matmul."""
+    theta = node.inputs[0]
+    size = ctx.const(node, 1, "size")
+    align = bool(node.attr("align_corners", 0))
+    dtype = ctx.dtype(theta)
+    if not dtype.is_float:
+        raise node.unsupported(f"dtype {dtype} is not supported (float theta only)")
+    if size.size not in (4, 5):
+        raise node.unsupported(f"size must have 4 or 5 entries, got {size.size}")
+    spatial = [int(v) for v in size.reshape(-1)[2:]]
+    s = len(spatial)
+    if tuple(as_int(d) for d in ctx.shape(theta)[1:]) != (s, s + 1):
+        raise node.unsupported(f"theta must be (N, {s}, {s + 1}) for a {s}-D size")
+    axes = [_base_coords(n, align) for n in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")  # D, H, W order
+    points = [m.reshape(-1) for m in reversed(mesh)]  # x (W), y (H), [z (D)]
+    base = np.stack([*points, np.ones_like(points[0])], axis=1).astype(dtype.to_numpy())  # (P, s + 1)
+    theta_t = ctx.emit(op.permute_dims(ctx.expr(theta), axes=(0, 2, 1)))  # (N, s + 1, s)
+    grid = ctx.emit(op.matmul(G.Constant.from_array(base), theta_t))  # (N, P, s)
+    return op.reshape(grid, (ctx.shape(theta)[0], *spatial, s))

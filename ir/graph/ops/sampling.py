@@ -1,0 +1,260 @@
+"""grid_sample (ONNX GridSample): an input sampled at normalized grid coordinates, with nearest, linear or
+cubic interpolation and zeros, border or reflection padding, over 2 or 3 spatial dims.
+
+The meaning is ONNX's reference implementation: coordinates are denormalized (align_corners picks the
+pixel-corner or pixel-center convention), out-of-range coordinates are clamped (border) or reflected
+(reflection) first, and every interpolation tap is fetched with the padding rule again (zeros: 0 outside).
+Linear and cubic interpolation are separable: a sum over the 2^s or 4^s taps of the product of per-axis
+weights. Every tap index is clamped into the input before it is read, so no coordinate (NaN included)
+reads outside the buffer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from shapeflow import te
+from shapeflow.ir import expr as E
+from shapeflow.ir.graph.ops import te_util as T
+from shapeflow.ir.graph.ops.common import require_float, same_dtype
+from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_bool, attr_str, register_op
+from shapeflow.ir.graph.types import TensorType, Type
+
+MODES = ("nearest", "linear", "cubic")
+PADDINGS = ("zeros", "border", "reflection")
+CUBIC_ALPHA = -0.75
+
+
+def _grid_sample_infer(info: CallInfo) -> Type:
+    x, grid = info.tensor(0), info.tensor(1)
+    dtype = same_dtype(info, (x, grid))
+    require_float(info, x)
+    if info.attrs["mode"] not in MODES:
+        raise info.fail(f"mode must be one of {MODES}, got {info.attrs['mode']!r}")
+    if info.attrs["padding_mode"] not in PADDINGS:
+        raise info.fail(f"padding_mode must be one of {PADDINGS}, got {info.attrs['padding_mode']!r}")
+    if not (x.known_rank and grid.known_rank):
+        return TensorType(None, dtype)
+    if x.ndim not in (4, 5) or grid.ndim != x.ndim:
+        raise info.fail(f"input and grid must both have rank 4 or 5, got {x.ndim} and {grid.ndim}")
+    if x.shape is None or grid.shape is None:
+        return TensorType(None, dtype, x.ndim)
+    return TensorType((x.shape[0], x.shape[1], *grid.shape[1:-1]), dtype)
+
+
+# -- numpy reference (per output element, as ONNX's reference evaluator) ---------------------------
+
+
+def _reflect_np(x: float, lo: float, hi: float) -> float:
+    span = hi - lo
+    if x < lo:
+        d = lo - x
+        n = int(d / span)
+        r = d - n * span
+        return lo + r if n % 2 == 0 else hi - r
+    if x > hi:
+        d = x - hi
+        n = int(d / span)
+        r = d - n * span
+        return hi - r if n % 2 == 0 else lo + r
+    return x
+
+
+def _cubic_np(t: float) -> list[float]:
+    a = CUBIC_ALPHA
+    t = abs(t)
+    return [
+        ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+        ((a + 2) * t - (a + 3)) * t * t + 1,
+        ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+        ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a,
+    ]
+
+
+def _grid_sample_reference(x, grid, mode, padding_mode, align_corners):
+    dims = x.shape[2:]
+    s = len(dims)
+    lows = [0.0 if align_corners else -0.5] * s
+    highs = [d - 1.0 if align_corners else d - 0.5 for d in dims]
+    out = np.zeros((x.shape[0], x.shape[1], *grid.shape[1:-1]), dtype=x.dtype)
+
+    def pixel(n, c, index):
+        fixed = []
+        for i, (v, d) in enumerate(zip(index, dims)):
+            if padding_mode == "zeros":
+                if not 0 <= v < d:
+                    return 0.0
+            elif padding_mode == "border":
+                v = min(max(v, 0), d - 1)
+            else:
+                v = min(max(int(_reflect_np(v, lows[i], highs[i])), 0), d - 1)
+            fixed.append(v)
+        return float(x[(n, c, *fixed)])
+
+    for pos in np.ndindex(*out.shape):
+        n, c, o = pos[0], pos[1], pos[2:]
+        g = grid[(n, *o)][::-1]
+        coords = []
+        for i in range(s):
+            d = dims[i]
+            v = (g[i] + 1) / 2.0 * (d - 1) if align_corners else ((g[i] + 1) * d - 1) / 2.0
+            v = float(np.float32(v))
+            if mode == "nearest":
+                v = float(np.rint(v))
+            if v < lows[i] or v > highs[i]:
+                if padding_mode == "border":
+                    v = min(max(v, 0.0), d - 1.0)
+                elif padding_mode == "reflection":
+                    v = _reflect_np(v, lows[i], highs[i])
+            coords.append(v)
+        if mode == "nearest":
+            out[pos] = pixel(n, c, [int(v) for v in coords])
+            continue
+        taps = []
+        for v in coords:
+            base = math.floor(v)
+            t = v - base
+            if mode == "linear":
+                taps.append([(base, 1 - t), (base + 1, t)])
+            else:
+                taps.append(list(zip(range(base - 1, base + 3), _cubic_np(t))))
+        total = 0.0
+        for combo in itertools.product(*taps):
+            weight = math.prod(w for _, w in combo)
+            total += weight * pixel(n, c, [i for i, _ in combo])
+        out[pos] = total
+    return out
+
+
+# -- legalization ---------------------------------------------------------------------------------
+
+
+def _cubic_te(t):
+    a = CUBIC_ALPHA
+    dtype = t.dtype
+
+    def c(value):
+        return T.const(value, dtype)
+
+    one, two = c(1.0), c(2.0)
+    t = te.abs(t)
+    return [
+        ((c(a) * (t + one) - c(5 * a)) * (t + one) + c(8 * a)) * (t + one) - c(4 * a),
+        ((c(a + 2) * t - c(a + 3)) * t) * t + one,
+        ((c(a + 2) * (one - t) - c(a + 3)) * (one - t)) * (one - t) + one,
+        ((c(a) * (two - t) - c(5 * a)) * (two - t) + c(8 * a)) * (two - t) - c(4 * a),
+    ]
+
+
+def _grid_sample_legalize(inputs, out, mode, padding_mode, align_corners):
+    x, grid = inputs
+    dims = list(x.shape[2:])
+    s = len(dims)
+    dtype = x.dtype
+    zero_i, one_i = T.const(0, "int64"), T.const(1, "int64")
+
+    def f(value):
+        return T.const(value, dtype)
+
+    def bounds(i):
+        length = T.cast(dims[i], dtype)
+        return (f(0.0), length - f(1.0)) if align_corners else (f(-0.5), length - f(0.5))
+
+    def fetch(n, c, index):
+        """x at integer `index` (one per spatial dim) under the padding rule."""
+        fixed, inside = [], None
+        for i, v in enumerate(index):
+            d = dims[i]
+            if padding_mode == "reflection":
+                lo, hi = bounds(i)
+                v = T.cast(_reflect_float(T.cast(v, dtype), lo, hi), "int64")
+            elif padding_mode == "zeros":
+                cond = E.logical_and(v >= zero_i, v < d)
+                inside = cond if inside is None else E.logical_and(inside, cond)
+            fixed.append(te.max(te.min(v, d - one_i), zero_i))
+        value = x[(n, c, *fixed)]
+        return value if inside is None else E.select(inside, value, f(0.0))
+
+    def body(n, c, *o):
+        coords = []
+        for i in range(s):
+            g = grid[(n, *o, T.const(s - 1 - i, "int64"))]
+            length = T.cast(dims[i], dtype)
+            if align_corners:
+                v = (g + f(1.0)) / f(2.0) * (length - f(1.0))
+            else:
+                v = ((g + f(1.0)) * length - f(1.0)) / f(2.0)
+            if mode == "nearest":
+                v = te.round(v)
+            lo, hi = bounds(i)
+            outside = E.logical_or(v < lo, v > hi)
+            if padding_mode == "border":
+                v = E.select(outside, te.max(te.min(v, length - f(1.0)), f(0.0)), v)
+            elif padding_mode == "reflection":
+                v = _reflect_float(v, lo, hi)
+            coords.append(v)
+        if mode == "nearest":
+            return fetch(n, c, [_to_index(v) for v in coords])
+        taps = []
+        for v in coords:
+            base = te.floor(v)
+            t = v - base
+            b = _to_index(base)
+            if mode == "linear":
+                taps.append([(b, f(1.0) - t), (b + one_i, t)])
+            else:
+                weights = _cubic_te(t)
+                taps.append([(b + T.const(k - 1, "int64"), weights[k]) for k in range(4)])
+        total = None
+        for combo in itertools.product(*taps):
+            weight = combo[0][1]
+            for _, w in combo[1:]:
+                weight = weight * w
+            term = weight * fetch(n, c, [i for i, _ in combo])
+            total = term if total is None else total + term
+        return total
+
+    return te.compute(T.out_shape(out), body, name="grid_sample")
+
+
+def _to_index(v):
+    """A float coordinate as an int64 index; NaN and huge values become a finite (then clamped) index."""
+    dtype = v.dtype
+    bounded = te.max(te.min(v, T.const(2.0**40, dtype)), T.const(-(2.0**40), dtype))
+    safe = E.select(E.EQ(v, v), bounded, T.const(0, dtype))
+    return T.cast(safe, "int64")
+
+
+def _reflect_float(v, lo, hi):
+    """_reflect_te with bounds that are expressions (they depend on the symbolic input dims)."""
+    span = hi - lo
+
+    def fold(d, near, far, sign):
+        n = te.floor(d / span)
+        r = d - n * span
+        even = E.EQ(te.floormod(T.cast(n, "int64"), T.const(2, "int64")), T.const(0, "int64"))
+        return E.select(even, near + sign * r, far - sign * r)
+
+    one = T.const(1, v.dtype)
+    below = fold(lo - v, lo, hi, one)
+    above = fold(v - hi, hi, lo, -one)
+    return E.select(v < lo, below, E.select(v > hi, above, v))
+
+
+register_op(
+    "grid_sample",
+    num_args=2,
+    attrs=(
+        Attr("mode", attr_str, "linear"),
+        Attr("padding_mode", attr_str, "zeros"),
+        Attr("align_corners", attr_bool, False),
+    ),
+    infer_type=_grid_sample_infer,
+    reference=_grid_sample_reference,
+    legalize=_grid_sample_legalize,
+    pattern="opaque",
+    doc="ONNX GridSample over (N, C, [D,] H, W) at grid (N, [D',] H', W', s) coordinates in [-1, 1].",
+)
