@@ -1,0 +1,290 @@
+"""The ONNX low-precision storage types (float8 x4, E8M0, float4, int4/uint4/int2/uint2): Cast, CastLike,
+QuantizeLinear and DequantizeLinear compiled and interpreted, compared bit for bit with ml_dtypes /
+onnx.numpy_helper / onnx.reference on exhaustive bit patterns, every tie between neighbours, random float32
+bit patterns (subnormals, infinities and NaN included); data movement passes the bits through; every other
+op on them is refused; the Executable takes and returns ml_dtypes arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import shapeflow  # noqa: E402
+from shapeflow.errors import ShapeError, UnsupportedError  # noqa: E402
+from shapeflow.frontend import from_onnx  # noqa: E402
+from shapeflow.ir.graph import run  # noqa: E402
+
+OPSET = 25
+FLOAT8 = {
+    "FLOAT8E4M3FN": ml_dtypes.float8_e4m3fn,
+    "FLOAT8E4M3FNUZ": ml_dtypes.float8_e4m3fnuz,
+    "FLOAT8E5M2": ml_dtypes.float8_e5m2,
+    "FLOAT8E5M2FNUZ": ml_dtypes.float8_e5m2fnuz,
+}
+SMALL_FLOATS = {**FLOAT8, "FLOAT4E2M1": ml_dtypes.float4_e2m1fn}
+INTS = {"INT4": ml_dtypes.int4, "UINT4": ml_dtypes.uint4, "INT2": ml_dtypes.int2, "UINT2": ml_dtypes.uint2}
+ALL = {**SMALL_FLOATS, "FLOAT8E8M0": ml_dtypes.float8_e8m0fnu, **INTS}
+
+
+def _model(inputs, nodes, outputs, inits=()):
+    graph = helper.make_graph(nodes, "lowp", inputs, outputs, initializer=list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+def _info(name, onnx_type, shape):
+    return helper.make_tensor_value_info(name, getattr(TensorProto, onnx_type), shape)
+
+
+def _bits(a) -> np.ndarray:
+    return np.asarray(a).view(np.uint8)
+
+
+def _compiled_and_interpreted(model, *inputs):
+    """(compiled outputs, interpreted outputs as bits/numbers): the interpreter takes the uint8 bits."""
+    mod = from_onnx(model)
+    exe = shapeflow.compile(mod, target="cpu")
+    got = exe(*inputs)
+    got = list(got) if isinstance(got, tuple) else [got]
+    bits = [_bits(x) if x.dtype.itemsize == 1 and x.dtype.kind in "Vf" else x for x in inputs]
+    with np.errstate(all="ignore"):  # the references see 1 / -0.0 and inf * 0 on purpose
+        interp = run(mod, *bits)
+    interp = list(interp) if isinstance(interp, tuple) else [interp]
+    return got, interp
+
+
+def _encode_inputs(dtype, rng) -> np.ndarray:
+    """Every finite value of `dtype`, every midpoint between neighbours and one float32 ulp either side,
+    values past the largest, specials, and random float32 bit patterns (NaN only with its sign clear: the
+    sign of a NaN is not observable without a bitcast)."""
+    values = np.arange(256, dtype=np.uint8).view(dtype).astype(np.float32)
+    finite = np.unique(values[np.isfinite(values)])
+    mids = ((finite[:-1].astype(np.float64) + finite[1:]) / 2).astype(np.float32)
+    top = np.float32(finite[-1])
+    parts = [
+        finite,
+        mids,
+        np.nextafter(mids, np.float32(np.inf)),
+        np.nextafter(mids, np.float32(-np.inf)),
+        np.array([top * 1.03125, top * 1.0625, top * 1.25, top * 2, 1e30, 3.4e38], np.float32),
+        np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40], np.float32),
+    ]
+    random = rng.integers(0, 2**32, size=3000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    random = random[~np.isnan(random)]
+    small = (rng.standard_normal(1000) * np.float32(finite[-1] / 4)).astype(np.float32)
+    x = np.concatenate(parts + [random, small]).astype(np.float32)
+    return np.concatenate([x, -x[~np.isnan(x)]])
+
+
+@pytest.mark.parametrize("source", ["FLOAT", "FLOAT16"])
+def test_cast_to_small_floats_is_bit_exact(source):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([_encode_inputs(dt, rng) for dt in SMALL_FLOATS.values()])
+    if source == "FLOAT16":
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float16)
+    variants = [(name, s) for name in SMALL_FLOATS for s in ((1, 0) if name in FLOAT8 else (1,))]
+    nodes = [
+        helper.make_node("Cast", ["x"], [f"{n}_{s}"], to=getattr(TensorProto, n), saturate=s)
+        for n, s in variants
+    ]
+    model = _model([_info("x", source, ["n"])], nodes, [_info(f"{n}_{s}", n, ["n"]) for n, s in variants])
+    got, interp = _compiled_and_interpreted(model, x)
+    for (name, saturate), g, i in zip(variants, got, interp):
+        dtype = SMALL_FLOATS[name]
+        want = numpy_helper.saturate_cast(x, dtype) if saturate and name in FLOAT8 else x.astype(dtype)
+        assert g.dtype == np.dtype(dtype)
+        bad = np.flatnonzero(_bits(g) != _bits(want))
+        assert bad.size == 0, f"{name} saturate={saturate}: {x[bad[:5]]} -> {_bits(g)[bad[:5]]}"
+        np.testing.assert_array_equal(_bits(i), _bits(want))
+
+
+def test_decode_every_bit_pattern_exactly():
+    names = list(ALL)
+    patterns = np.arange(256, dtype=np.uint8)
+    inputs = [patterns.view(ALL[n]) for n in names]
+    nodes, outputs = [], []
+    for n in names:
+        for to in ("FLOAT", "FLOAT16"):
+            nodes.append(helper.make_node("Cast", [n], [f"{n}_{to}"], to=getattr(TensorProto, to)))
+            outputs.append(_info(f"{n}_{to}", to, [256]))
+    model = _model([_info(n, n, [256]) for n in names], nodes, outputs)
+    got, interp = _compiled_and_interpreted(model, *inputs)
+    for k, (g, i) in enumerate(zip(got, interp)):
+        x = inputs[k // 2]
+        with np.errstate(over="ignore", under="ignore"):
+            want = x.astype(np.float32 if k % 2 == 0 else np.float16)
+        for out in (g, i):
+            assert out.dtype == want.dtype
+            np.testing.assert_array_equal(out, want)  # NaN where NaN
+            finite = ~np.isnan(want)
+            np.testing.assert_array_equal(np.signbit(out[finite]), np.signbit(want[finite]))
+
+
+@pytest.mark.parametrize("round_mode", ["up", "down", "nearest"])
+def test_cast_to_e8m0_matches_onnx_numpy_helper(round_mode):
+    rng = np.random.default_rng(1)
+    powers = np.ldexp(np.float32(1), np.arange(-149, 128)).astype(np.float32)
+    x = np.concatenate(
+        [
+            powers,
+            powers * np.float32(1.5),
+            np.nextafter(powers, np.float32(np.inf)),
+            np.nextafter(powers, np.float32(0)),
+            rng.integers(0, 2**32, size=4000, dtype=np.uint64).astype(np.uint32).view(np.float32),
+            np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -3.0, 3.4e38], np.float32),
+        ]
+    ).astype(np.float32)
+    nodes = [
+        helper.make_node(
+            "Cast", ["x"], [f"y{s}"], to=TensorProto.FLOAT8E8M0, saturate=s, round_mode=round_mode
+        )
+        for s in (1, 0)
+    ]
+    model = _model([_info("x", "FLOAT", ["n"])], nodes, [_info(f"y{s}", "FLOAT8E8M0", ["n"]) for s in (1, 0)])
+    got, interp = _compiled_and_interpreted(model, x)
+    for s, g, i in zip((1, 0), got, interp):
+        want = _bits(numpy_helper.to_float8e8m0(x, bool(s), round_mode))
+        bad = np.flatnonzero(_bits(g) != want)
+        assert bad.size == 0, f"saturate={s}: {x[bad[:5]]} -> {_bits(g)[bad[:5]]}, want {want[bad[:5]]}"
+        np.testing.assert_array_equal(_bits(i), want)
+
+
+@pytest.mark.parametrize("source", ["FLOAT", "INT32", "INT8", "UINT8"])
+def test_cast_to_small_ints_wraps_like_ml_dtypes(source):
+    if source == "FLOAT":
+        x = np.concatenate(
+            [np.arange(-300, 300, 0.25), [np.nan, np.inf, -np.inf, 1e9, -1e9, 2.5, -2.5, 0.0]]
+        ).astype(np.float32)
+    elif source == "INT32":
+        x = np.arange(-1000, 1000, dtype=np.int32)
+    else:
+        x = np.arange(256, dtype=np.uint8).view(np.int8 if source == "INT8" else np.uint8)
+    nodes = [helper.make_node("Cast", ["x"], [n], to=getattr(TensorProto, n)) for n in INTS]
+    model = _model([_info("x", source, ["n"])], nodes, [_info(n, n, ["n"]) for n in INTS])
+    got, interp = _compiled_and_interpreted(model, x)
+    for name, g, i in zip(INTS, got, interp):
+        with np.errstate(invalid="ignore"):
+            want = x.astype(INTS[name])
+        assert g.dtype == np.dtype(INTS[name])
+        np.testing.assert_array_equal(g.astype(np.int32), want.astype(np.int32))
+        np.testing.assert_array_equal(_bits(g), _bits(want))  # canonical bytes: high bits clear
+        np.testing.assert_array_equal(_bits(i), _bits(want))
+
+
+QUANT_TYPES = [*SMALL_FLOATS, *INTS]
+
+
+@pytest.mark.parametrize("name", QUANT_TYPES)
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_quantize_dequantize_match_the_reference(name, per_axis):
+    rng = np.random.default_rng(hash((name, per_axis)) % 2**32)
+    dtype = ALL[name]
+    rows = 3
+    x = (rng.standard_normal((rows, 29)) * 4).astype(np.float32)
+    # Infinities into ints: the reference casts them to int32 (undefined; INT_MIN here), so only floats.
+    x[0, :4] = [np.inf, -np.inf, 1e6, -1e6] if name not in INTS else [1e9, -1e9, 1e6, -1e6]
+    shape = [rows] if per_axis else []
+    scale = np.full(shape, 0.5, np.float32) if not per_axis else np.array([0.5, 0.25, 2.0], np.float32)
+    if name in INTS:
+        lo, hi = int(ml_dtypes.iinfo(dtype).min), int(ml_dtypes.iinfo(dtype).max)
+        zp = np.array(rng.integers(lo, hi + 1, size=shape), dtype=dtype)
+    else:
+        zp = np.zeros(shape, dtype=dtype)
+    inits = [numpy_helper.from_array(scale, "scale"), numpy_helper.from_array(zp, "zp")]
+    saturate = {"saturate": 0} if name in FLOAT8 and per_axis else {}
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["q"], axis=0, **saturate),
+        helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["d"], axis=0),
+    ]
+    model = _model(
+        [_info("x", "FLOAT", [rows, "n"])],
+        nodes,
+        [_info("q", name, [rows, "n"]), _info("d", "FLOAT", [rows, "n"])],
+        inits,
+    )
+    want_q, want_d = ReferenceEvaluator(model).run(None, {"x": x})
+    exe = shapeflow.compile(model, target="cpu")
+    for n in (1, 13, 29):  # symbolic trailing dim: 1, a prime, the full size
+        q, d = exe(np.ascontiguousarray(x[:, :n]))
+        assert q.dtype == np.dtype(dtype) and d.dtype == np.float32
+        np.testing.assert_array_equal(_bits(q), _bits(want_q[:, :n]))
+        np.testing.assert_array_equal(d, want_d[:, :n])
+
+
+def test_castlike_takes_the_storage_type_of_its_like_input():
+    x = np.array([0.1, 1.0, 300.0, 500.0, -0.02], np.float32)
+    like = np.zeros(0, ml_dtypes.float8_e4m3fn)
+    nodes = [helper.make_node("CastLike", ["x", "like"], ["y"], saturate=0)]
+    model = _model(
+        [_info("x", "FLOAT", [5]), _info("like", "FLOAT8E4M3FN", [0])],
+        nodes,
+        [_info("y", "FLOAT8E4M3FN", [5])],
+    )
+    (y,), _ = _compiled_and_interpreted(model, x, like)
+    np.testing.assert_array_equal(_bits(y), _bits(x.astype(ml_dtypes.float8_e4m3fn)))
+
+
+def test_data_movement_passes_the_bits_through():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, size=(2, 6), dtype=np.uint8).view(ml_dtypes.float8_e5m2)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+        helper.make_node("Concat", ["t", "t"], ["c"], axis=0),
+        helper.make_node("Reshape", ["c", "shape"], ["r"]),
+        helper.make_node("Identity", ["r"], ["y"]),
+    ]
+    shape = numpy_helper.from_array(np.array([4, 6], np.int64), "shape")
+    model = _model([_info("x", "FLOAT8E5M2", [2, 6])], nodes, [_info("y", "FLOAT8E5M2", [4, 6])], [shape])
+    (y,), (yi,) = _compiled_and_interpreted(model, x)
+    want = np.concatenate([x.T, x.T]).reshape(4, 6)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(_bits(y), _bits(want))
+    np.testing.assert_array_equal(_bits(yi), _bits(want))
+
+
+@pytest.mark.parametrize(
+    ("op_type", "name", "extra"),
+    [
+        ("Add", "FLOAT8E4M3FN", {}),
+        ("Relu", "INT4", {}),
+        ("Pad", "FLOAT8E8M0", {}),
+        ("ReduceSum", "UINT2", {}),
+    ],
+)
+def test_ops_that_compute_on_storage_types_are_refused(op_type, name, extra):
+    inputs = ["x", "x"] if op_type == "Add" else (["x", "pads"] if op_type == "Pad" else ["x"])
+    inits = [numpy_helper.from_array(np.array([1, 1], np.int64), "pads")] if op_type == "Pad" else []
+    node = helper.make_node(op_type, inputs, ["y"], **extra)
+    model = _model([_info("x", name, [3])], [node], [_info("y", name, [None])], inits)
+    with pytest.raises(UnsupportedError, match=rf"'{op_type}'.*{name}"):
+        from_onnx(model)
+
+
+def test_a_storage_type_as_indices_is_refused():
+    nodes = [helper.make_node("Gather", ["x", "i"], ["y"])]
+    model = _model([_info("x", "FLOAT", [4]), _info("i", "INT4", [2])], nodes, [_info("y", "FLOAT", [2])])
+    with pytest.raises(UnsupportedError, match="'Gather'.*INT4"):
+        from_onnx(model)
+
+
+def test_the_executable_boundary_views_without_copying(tmp_path):
+    nodes = [helper.make_node("Identity", ["x"], ["y"])]
+    model = _model([_info("x", "FLOAT8E4M3FN", ["n"])], nodes, [_info("y", "FLOAT8E4M3FN", ["n"])])
+    exe = shapeflow.compile(model, target="cpu")
+    x = np.array([1.0, -2.0, 448.0], ml_dtypes.float8_e4m3fn)
+    y = exe(x)
+    assert y.dtype == x.dtype and y.base is not None  # a view of the uint8 result
+    np.testing.assert_array_equal(_bits(y), _bits(x))
+    np.testing.assert_array_equal(_bits(exe(_bits(x))), _bits(x))  # the bits themselves are accepted
+    with pytest.raises(ShapeError, match="float8_e4m3fn"):
+        exe(np.ones(3, np.float32))
+    path = tmp_path / "m.sfa"
+    exe.save(path)
+    loaded = shapeflow.load(path)
+    assert loaded(x).dtype == x.dtype
