@@ -1,4 +1,10 @@
-"""ONNX Resize as one constant interpolation matrix per resized axis.
+"""ONNX Resize: the common 2-D image resize as the graph op `resize2d`, everything else as one constant
+interpolation matrix per resized axis.
+
+`resize2d` (nearest or bilinear over H and W of an NCHW float tensor, ir/graph/ops/resize.py) is one fused
+op that takes symbolic H and W. Its coordinate formulas use scale = out / in, which is ONNX's scale when
+`sizes` is given; with `scales` it is used only when the given scale equals out / in (in float32, the
+precision onnxruntime computes in), e.g. an integer upscale, which also works for symbolic H and W.
 
 Every Resize mode (nearest with each rounding rule, linear, cubic, antialiasing, every coordinate
 transformation) is separable and linear in the data along each axis, so resizing axis `a` from L_in to
@@ -17,6 +23,8 @@ from shapeflow.frontend.onnx.context import Context, Node
 from shapeflow.frontend.onnx.registry import converter
 from shapeflow.ir.graph import op
 from shapeflow.ir.graph.expr import Constant
+from shapeflow.ir.graph.ops import make_call
+from shapeflow.ir.graph.ops.resize import COORDINATE_MODES, ROUNDING_METHODS
 from shapeflow.ir.graph.shape import as_int
 
 
@@ -63,14 +71,67 @@ def _sizes_and_scales(node: Node, shape: list[int], axes: list[int], scales, siz
     return factors, [int(f * d) for f, d in zip(factors, shape)]
 
 
+def _resize2d_sizes(node: Node, shape: list, axes: list[int], scales, sizes) -> list | None:
+    """(out_h, out_w) when Resize is resize2d's scale = out / in resize of H and W, else None."""
+    if len(shape) != 4 or any(a not in (2, 3) for a in axes):
+        return None
+    policy = node.attr("keep_aspect_ratio_policy", "stretch")
+    out = []
+    for a in (2, 3):
+        n_in = as_int(shape[a])
+        if a not in axes:
+            out.append(shape[a])
+            continue
+        i = axes.index(a)
+        if sizes is not None and policy == "stretch":
+            out.append(int(sizes[i]))
+            continue
+        if sizes is not None:
+            return None  # keep_aspect_ratio_policy: a common scale, rarely out / in of both axes
+        scale = np.float32(scales[i])
+        if n_in is None:
+            if scale < 1 or scale != int(scale):
+                return None  # floor(scale * H) / H is not the scale for every H
+            out.append(shape[a] * int(scale))
+            continue
+        n_out = int(float(scales[i]) * n_in)
+        if n_out < 1 or np.float32(n_out) / np.float32(n_in) != scale:
+            return None
+        out.append(n_out)
+    return out
+
+
+def _as_resize2d(ctx: Context, node: Node, name: str, shape: list, axes: list[int], scales, sizes):
+    """The Resize as one resize2d call, or None when resize2d does not express it."""
+    mode = node.attr("mode", "nearest")
+    transform = node.attr("coordinate_transformation_mode", "half_pixel")
+    rounding = node.attr("nearest_mode", "round_prefer_floor")
+    if (
+        mode not in ("nearest", "linear")
+        or node.attr("antialias", 0)
+        or transform not in COORDINATE_MODES
+        or (mode == "nearest" and rounding not in ROUNDING_METHODS)
+        or str(ctx.dtype(name)) != "float32"
+    ):
+        return None
+    out = _resize2d_sizes(node, shape, axes, scales, sizes)
+    if out is None:
+        return None
+    for attr in ("cubic_coeff_a", "exclude_outside", "extrapolation_value"):
+        node.attr(attr)  # only read by cubic and tf_crop_and_resize, which resize2d never takes
+    attrs = {
+        "size": tuple(out),
+        "method": mode,
+        "coordinate_transformation_mode": transform,
+        "rounding_method": rounding,
+    }
+    return make_call("resize2d", [ctx.expr(name)], attrs)
+
+
 @converter("Resize", since=13)
 def _resize(ctx: Context, node: Node):
-    from onnx.reference.ops import op_resize as R  # noqa: PLC0415
-
     name = node.inputs[0]
-    dtype = ctx.dtype(name)
-    shape = [as_int(d) for d in ctx.shape(name)]
-    roi = _optional(ctx.const(node, 1, "roi"))
+    shape = list(ctx.shape(name))
     scales = _optional(ctx.const(node, 2, "scales"))
     sizes = _optional(ctx.const(node, 3, "sizes"))
     if (scales is None) == (sizes is None):
@@ -78,6 +139,41 @@ def _resize(ctx: Context, node: Node):
     rank = len(shape)
     axes = node.attr("axes")
     axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    # Axes that keep their size need no work: drop them, so that an NCHW resize of H and W is 2-D (not
+    # under a keep_aspect_ratio_policy, whose common scale depends on every listed axis).
+    stretch = node.attr("keep_aspect_ratio_policy", "stretch") == "stretch"
+    keep = [
+        i
+        for i, a in enumerate(axes)
+        if not stretch
+        or not (
+            (sizes is not None and as_int(shape[a]) == int(sizes[i]))
+            or (scales is not None and float(scales[i]) == 1.0)
+        )
+    ]
+    if node.attr("coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize":
+        picked = [axes[i] for i in keep]
+        fused = _as_resize2d(
+            ctx,
+            node,
+            name,
+            shape,
+            picked,
+            None if scales is None else scales[keep],
+            None if sizes is None else sizes[keep],
+        )
+        if fused is not None:
+            ctx.const(node, 1, "roi")  # ignored by every mode but tf_crop_and_resize
+            return fused
+    return _resize_by_matrices(ctx, node, name, [as_int(d) for d in shape], axes, scales, sizes)
+
+
+def _resize_by_matrices(ctx: Context, node: Node, name: str, shape: list, axes: list[int], scales, sizes):
+    from onnx.reference.ops import op_resize as R  # noqa: PLC0415
+
+    dtype = ctx.dtype(name)
+    roi = _optional(ctx.const(node, 1, "roi"))
+    rank = len(shape)
     if any(shape[a] is None for a in axes):
         raise node.unsupported("resizing a symbolic dimension is not supported")
     mode = node.attr("mode", "nearest")

@@ -48,6 +48,7 @@ from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph import op
 from shapeflow.ir.graph.builder import BlockBuilder
 from shapeflow.ir.graph.infer import type_of
+from shapeflow.ir.graph.shape import as_int
 from shapeflow.ir.graph.types import TensorType
 from shapeflow.ir.module import IRModule
 
@@ -185,7 +186,7 @@ def _constant_input(value: onnx.ValueInfoProto, data, symbols: dict, label: str)
                 f"{label}[{value.name!r}]: a {given.dtype} value does not fit its dtype {declared.dtype}"
             )
         array = cast
-    static = [d if isinstance(d, int) else None for d in declared.shape]
+    static = [as_int(d) for d in declared.shape]
     if array.ndim != len(static) or any(d is not None and d != n for d, n in zip(static, array.shape)):
         raise UnsupportedError(
             f"{label}[{value.name!r}] has shape {list(array.shape)}, the input is {declared.dtype}"
