@@ -66,6 +66,11 @@ def run(mod_or_func: IRModule | G.GraphFunction, *args, name: str = "main"):
     if isinstance(mod_or_func, G.GraphFunction):
         fname = mod_or_func.name or name
         mod_or_func, name = IRModule({fname: mod_or_func}), fname
+    storage = getattr(mod_or_func.functions.get(name), "attrs", {}).get("storage_dtypes")
+    if storage:  # float8, int4... as the Executable takes them: ml_dtypes arrays, viewed as their bits
+        from shapeflow.storage_dtypes import view_inputs, view_outputs  # noqa: PLC0415
+
+        return view_outputs(storage, Interpreter(mod_or_func).call(name, view_inputs(storage, args)))
     return Interpreter(mod_or_func).call(name, args)
 
 
