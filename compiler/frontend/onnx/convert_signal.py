@@ -1,5 +1,5 @@
-"""Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid (graph ops in
-shapeflow.ir.graph.ops.sampling)."""
+"""Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid, DFT (graph ops in
+shapeflow.ir.graph.ops.sampling and .spectral)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,37 @@ def _affine_grid(ctx: Context, node: Node):
     theta_t = ctx.emit(op.permute_dims(ctx.expr(theta), axes=(0, 2, 1)))  # (N, s + 1, s)
     grid = ctx.emit(op.matmul(G.Constant.from_array(base), theta_t))  # (N, P, s)
     return op.reshape(grid, (ctx.shape(theta)[0], *spatial, s))
+
+
+def _dft(ctx: Context, node: Node, axis: int):
+    x = node.inputs[0]
+    rank = ctx.rank(x)
+    inverse = bool(node.attr("inverse", 0))
+    onesided = bool(node.attr("onesided", 0))
+    if not -rank <= axis < rank or axis % rank == rank - 1:
+        raise node.unsupported(f"axis {axis} is not a signal axis of a rank-{rank} input")
+    axis %= rank
+    given = ctx.const(node, 1, "dft_length")
+    if given is not None:
+        length = int(given.reshape(-1)[0])
+    else:
+        n = as_int(ctx.shape(x)[axis])
+        if n is None:
+            raise node.unsupported("a symbolic signal length needs dft_length")
+        length = 2 * (n - 1) if inverse and onesided else n
+    if length < 1:
+        raise node.unsupported(f"dft_length {length} must be >= 1")
+    if onesided and not inverse and as_int(ctx.shape(x)[-1]) != 1:
+        raise node.unsupported("onesided with a complex input is not supported")
+    return op.dft(ctx.expr(x), axis=axis, length=length, inverse=inverse, onesided=onesided)
+
+
+@converter("DFT", since=17)
+def _dft17(ctx: Context, node: Node):
+    return _dft(ctx, node, node.attr("axis", 1))
+
+
+@converter("DFT", since=20)
+def _dft20(ctx: Context, node: Node):
+    axis = ctx.const(node, 2, "axis")
+    return _dft(ctx, node, -2 if axis is None else int(axis.reshape(-1)[0]))

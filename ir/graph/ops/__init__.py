@@ -18,6 +18,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     sampling,
     scatter,
     slice,
+    spectral,
     unary,
 )
 from shapeflow.ir.graph.ops.dps import get_library_function, register_library_function
