@@ -125,11 +125,13 @@ def _legalize(inputs, out, kernel_size, strides, padding, dilation, layout="NHWC
         if clamp:
             hc, wc = E.max_expr(E.min_expr(hi, h_int - 1), 0), E.max_expr(E.min_expr(wi, w_int - 1), 0)
             value = x[n, hc, wc, c] if nhwc else x[n, c, hc, wc]
-            return E.select(inside, value, T.const(0.0, x.dtype))
+            # "+ 0" keeps the select inside the stored value: te turns a top-level select that loads into
+            # an if/else (for unclamped padding), which would make the kernel opaque and unvectorized.
+            return E.select(inside, value, T.const(0.0, x.dtype)) + T.const(0.0, x.dtype)
         value = x[n, hi, wi, c] if nhwc else x[n, c, hi, wi]
         return te.if_then_else(inside, value, T.const(0.0, x.dtype))
 
-    return te.compute(T.out_shape(out), body, name="im2col")
+    return te.compute(T.out_shape(out), body, name="im2col" if nhwc else "im2col_nchw")
 
 
 register_op(
