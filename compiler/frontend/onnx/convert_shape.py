@@ -460,7 +460,11 @@ def _dropout(ctx, node):
     node.attr("seed")
     training = ctx.const(node, 2, "training_mode")
     if training is not None and bool(training.reshape(())):
-        raise node.unsupported("training_mode=True is not supported")
+        # Training mode drops nothing at ratio 0 (the identity with an all-true mask, as below); any other
+        # ratio needs the reference's random numbers.
+        ratio = ctx.const(node, 1, "ratio")
+        if ratio is None or float(ratio.reshape(())) != 0.0:
+            raise node.unsupported("training_mode=True with a non-zero ratio is not supported")
     x = ctx.expr(node.inputs[0])
     out = op.add(x, scalar(0, ctx.dtype(node.inputs[0])))
     if len(node.outputs) > 1 and node.outputs[1]:
