@@ -19,6 +19,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     scatter,
     slice,
     spectral,
+    trig,
     unary,
 )
 from shapeflow.ir.graph.ops.dps import get_library_function, register_library_function
