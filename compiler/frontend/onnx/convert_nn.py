@@ -106,8 +106,6 @@ def _pool(kind: str):
         if kind == "max":
             pool = op.max_pool2d
         else:
-            if any(d != 1 for d in dilations):
-                raise node.unsupported("dilations in AveragePool are not supported")
             include = bool(node.attr("count_include_pad", 0))
 
             def pool(v, *args):
