@@ -106,3 +106,20 @@ def _dft17(ctx: Context, node: Node):
 def _dft20(ctx: Context, node: Node):
     axis = ctx.const(node, 2, "axis")
     return _dft(ctx, node, -2 if axis is None else int(axis.reshape(-1)[0]))
+
+
+@converter("Col2Im", since=18)
+def _col2im(ctx: Context, node: Node):
+    """image_shape and block_shape must be known at import time (they are the output's shape)."""
+    x = node.inputs[0]
+    image = [int(v) for v in ctx.const(node, 1, "image_shape").reshape(-1)]
+    block = [int(v) for v in ctx.const(node, 2, "block_shape").reshape(-1)]
+    s = len(image)
+    if len(block) != s:
+        raise node.unsupported(f"image_shape has {s} dims, block_shape {len(block)}")
+    strides = list(node.attr("strides", None) or [1] * s)
+    dilations = list(node.attr("dilations", None) or [1] * s)
+    pads = list(node.attr("pads", None) or [0] * (2 * s))
+    return op.col2im(
+        ctx.expr(x), image_shape=image, block_shape=block, strides=strides, pads=pads, dilations=dilations
+    )

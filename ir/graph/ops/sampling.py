@@ -1,4 +1,6 @@
-"""grid_sample (ONNX GridSample): an input sampled at normalized grid coordinates, with nearest, linear or
+"""grid_sample (ONNX GridSample) and col2im (ONNX Col2Im).
+
+grid_sample: an input sampled at normalized grid coordinates, with nearest, linear or
 cubic interpolation and zeros, border or reflection padding, over 2 or 3 spatial dims.
 
 The meaning is ONNX's reference implementation: coordinates are denormalized (align_corners picks the
@@ -20,7 +22,8 @@ from shapeflow import te
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph.ops import te_util as T
 from shapeflow.ir.graph.ops.common import require_float, same_dtype
-from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_bool, attr_str, register_op
+from shapeflow.ir.graph.ops.registry import Attr, CallInfo, attr_bool, attr_ints, attr_str, register_op
+from shapeflow.ir.graph.shape import as_int
 from shapeflow.ir.graph.types import TensorType, Type
 
 MODES = ("nearest", "linear", "cubic")
@@ -257,4 +260,103 @@ register_op(
     legalize=_grid_sample_legalize,
     pattern="opaque",
     doc="ONNX GridSample over (N, C, [D,] H, W) at grid (N, [D',] H', W', s) coordinates in [-1, 1].",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# col2im (ONNX Col2Im): sliding blocks summed back into an image
+# ---------------------------------------------------------------------------------------------
+
+
+def _col2im_geometry(image, block, strides, pads, dilations):
+    """Blocks per spatial dim, as ONNX: floor((size + pads - dilation (k - 1) - 1) / stride) + 1."""
+    s = len(image)
+    return [
+        (image[i] + pads[i] + pads[s + i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+        for i in range(s)
+    ]
+
+
+def _col2im_infer(info: CallInfo) -> Type:
+    x = info.tensor(0)
+    image, block = info.attrs["image_shape"], info.attrs["block_shape"]
+    s = len(image)
+    strides, pads, dilations = info.attrs["strides"], info.attrs["pads"], info.attrs["dilations"]
+    if len(block) != s or len(strides) != s or len(dilations) != s or len(pads) != 2 * s:
+        raise info.fail("image_shape, block_shape, strides, dilations (and pads, twice) must agree in length")
+    if min((*image, *block, *strides, *dilations)) < 1 or min(pads, default=0) < 0:
+        raise info.fail("shapes, strides and dilations must be positive and pads non-negative")
+    if not x.known_rank or x.shape is None:
+        return TensorType(None, x.dtype)
+    if x.ndim != 3:
+        raise info.fail(f"input must have rank 3 (N, C * prod(block), L), got {x.ndim}")
+    kernel = math.prod(block)
+    blocks = math.prod(_col2im_geometry(image, block, strides, pads, dilations))
+    channels = x.shape[1]
+    c, length = as_int(channels), as_int(x.shape[2])
+    if c is None or c % kernel:
+        raise info.fail(f"input channels {channels} must be a static multiple of prod(block_shape) {kernel}")
+    if length is not None and length != blocks:
+        raise info.fail(f"input has {length} blocks, the geometry gives {blocks}")
+    return TensorType((x.shape[0], c // kernel, *image), x.dtype)
+
+
+def _col2im_reference(x, image_shape, block_shape, strides, pads, dilations):
+    s = len(image_shape)
+    nb = _col2im_geometry(image_shape, block_shape, strides, pads, dilations)
+    kernel = math.prod(block_shape)
+    n, ck, _ = x.shape
+    out = np.zeros((n, ck // kernel, *image_shape), dtype=np.float64)
+    for k_flat, k in enumerate(np.ndindex(*block_shape)):
+        for b_flat, b in enumerate(np.ndindex(*nb)):
+            pos = [b[i] * strides[i] - pads[i] + k[i] * dilations[i] for i in range(s)]
+            if all(0 <= p < image_shape[i] for i, p in enumerate(pos)):
+                out[(slice(None), slice(None), *pos)] += x[:, k_flat::kernel, b_flat]
+    return out.astype(x.dtype)
+
+
+def _col2im_legalize(inputs, out, image_shape, block_shape, strides, pads, dilations):
+    x = inputs[0]
+    s = len(image_shape)
+    nb = _col2im_geometry(image_shape, block_shape, strides, pads, dilations)
+    kernel = math.prod(block_shape)
+
+    def body(n, c, *y):
+        ks = [te.reduce_axis((0, block_shape[i]), name=f"k{i}") for i in range(s)]
+        valid, blocks = None, []
+        for i in range(s):
+            offset = y[i] + T.const(pads[i], "int64") - ks[i] * T.const(dilations[i], "int64")
+            b = te.floordiv(offset, T.const(strides[i], "int64"))
+            ok = E.logical_and(
+                E.EQ(te.floormod(offset, T.const(strides[i], "int64")), T.const(0, "int64")),
+                E.logical_and(b >= T.const(0, "int64"), b < T.const(nb[i], "int64")),
+            )
+            valid = ok if valid is None else E.logical_and(valid, ok)
+            blocks.append(te.max(te.min(b, T.const(nb[i] - 1, "int64")), T.const(0, "int64")))
+        k_flat = ks[0]
+        b_flat = blocks[0]
+        for i in range(1, s):
+            k_flat = k_flat * T.const(block_shape[i], "int64") + ks[i]
+            b_flat = b_flat * T.const(nb[i], "int64") + blocks[i]
+        value = x[(n, c * T.const(kernel, "int64") + k_flat, b_flat)]
+        return te.sum(E.select(valid, value, T.const(0, x.dtype)), axis=ks)
+
+    return te.compute(T.out_shape(out), body, name="col2im")
+
+
+register_op(
+    "col2im",
+    num_args=1,
+    attrs=(
+        Attr("image_shape", attr_ints),
+        Attr("block_shape", attr_ints),
+        Attr("strides", attr_ints),
+        Attr("pads", attr_ints),
+        Attr("dilations", attr_ints),
+    ),
+    infer_type=_col2im_infer,
+    reference=_col2im_reference,
+    legalize=_col2im_legalize,
+    pattern="opaque",
+    doc="ONNX Col2Im: (N, C * prod(block), L) sliding blocks summed into (N, C, *image_shape).",
 )
