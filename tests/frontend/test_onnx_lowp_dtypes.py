@@ -81,13 +81,15 @@ def _encode_inputs(dtype, rng) -> np.ndarray:
     return np.concatenate([x, -x[~np.isnan(x)]])
 
 
-@pytest.mark.parametrize("source", ["FLOAT", "FLOAT16"])
+@pytest.mark.parametrize("source", ["FLOAT", "FLOAT16", "DOUBLE"])
 def test_cast_to_small_floats_is_bit_exact(source):
     rng = np.random.default_rng(0)
     x = np.concatenate([_encode_inputs(dt, rng) for dt in SMALL_FLOATS.values()])
     if source == "FLOAT16":
         with np.errstate(over="ignore"):
             x = x.astype(np.float16)
+    elif source == "DOUBLE":  # values between float32 neighbours: ml_dtypes rounds through float32 first
+        x = np.concatenate([x, x.astype(np.float64) * (1 + 2.0**-30)])
     variants = [(name, s) for name in SMALL_FLOATS for s in ((1, 0) if name in FLOAT8 else (1,))]
     nodes = [
         helper.make_node("Cast", ["x"], [f"{n}_{s}"], to=getattr(TensorProto, n), saturate=s)
@@ -155,12 +157,14 @@ def test_cast_to_e8m0_matches_onnx_numpy_helper(round_mode):
         np.testing.assert_array_equal(_bits(i), want)
 
 
-@pytest.mark.parametrize("source", ["FLOAT", "INT32", "INT8", "UINT8"])
+@pytest.mark.parametrize("source", ["FLOAT", "DOUBLE", "INT32", "INT8", "UINT8"])
 def test_cast_to_small_ints_wraps_like_ml_dtypes(source):
-    if source == "FLOAT":
+    if source in ("FLOAT", "DOUBLE"):
         x = np.concatenate(
             [np.arange(-300, 300, 0.25), [np.nan, np.inf, -np.inf, 1e9, -1e9, 2.5, -2.5, 0.0]]
-        ).astype(np.float32)
+        ).astype(np.float32 if source == "FLOAT" else np.float64)
+        if source == "DOUBLE":  # truncated as doubles, not rounded to float32 first
+            x = np.concatenate([x, [7.9999999999, -8.9999999999, 15.9999999999, 3.0000000001]])
     elif source == "INT32":
         x = np.arange(-1000, 1000, dtype=np.int32)
     else:

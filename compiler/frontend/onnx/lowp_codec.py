@@ -39,9 +39,8 @@ def encode(ctx: Context, value, t: LowpType, saturate: bool = True, round_mode: 
 
 
 def _compute_dtype(dtype: DataType) -> str:
-    """A float dtype holding every value of `dtype` exactly, so that the one rounding is to the target."""
-    if str(dtype) == "float64" or (dtype.is_integer and dtype.bits > 16):
-        return "float64"
+    """float32: ml_dtypes (so onnx.reference) converts float64 and integers through float32 first, and
+    float32 holds every float16/bfloat16 exactly."""
     return "float32"
 
 
