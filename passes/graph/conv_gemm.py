@@ -388,3 +388,20 @@ def _parallel_rows(sch, oh, ow) -> None:
         sch.parallel(oh)
         return
     sch.parallel(sch.fuse(oh, ow))
+
+
+def schedule_direct_conv(func) -> object | None:
+    """A convolution kernel the rewrite left alone (grouped / depthwise, conv1d, a runtime weight of
+    symbolic shape), relabelled "reduction" so the default row rule runs it row-parallel: its output
+    rows (and its padding and epilogue stages) spread over the threads, each sum sequential as before (bit
+    for bit the unscheduled result). As "out_elementwise_fusable" no default rule touches it, and it runs
+    on one thread. None for any other kernel."""
+    from shapeflow.ir.functor import collect  # noqa: PLC0415
+    from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
+    from shapeflow.ir.tir.stmt import Block  # noqa: PLC0415
+
+    if not isinstance(func, PrimFunc) or func.attrs.get("op_pattern") != "out_elementwise_fusable":
+        return None
+    if not any(b.name in ("conv1d", "conv2d") for b in collect(func.body, Block)):
+        return None
+    return dataclasses.replace(func, attrs={**func.attrs, "op_pattern": "reduction"})

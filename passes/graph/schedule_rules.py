@@ -321,7 +321,7 @@ class SplitGemm(Pass):
     name = "graph.split_gemm"
 
     def run(self, mod: IRModule, ctx: PassContext) -> IRModule:
-        from shapeflow.passes.graph.conv_gemm import schedule_patches  # noqa: PLC0415
+        from shapeflow.passes.graph.conv_gemm import schedule_direct_conv, schedule_patches  # noqa: PLC0415
         from shapeflow.passes.graph.op_pattern import analyze_op_pattern  # noqa: PLC0415
 
         new_funcs: dict = {}
@@ -345,9 +345,10 @@ class SplitGemm(Pass):
             attrs = {**f.attrs, "global_symbol": name}
             attrs["op_pattern"] = analyze_op_pattern(dataclasses.replace(f, attrs={}))
             functions[name] = dataclasses.replace(f, attrs=attrs)
-        # The conv-as-GEMM patch kernels that feed these GEMMs get their own schedule (conv_gemm.py).
+        # The conv-as-GEMM patch kernels that feed these GEMMs get their own schedule, and convolutions
+        # left as loop nests (grouped, depthwise) the row-parallel rule (conv_gemm.py).
         for name, f in list(functions.items()):
-            scheduled = schedule_patches(f)
+            scheduled = schedule_patches(f) or schedule_direct_conv(f)
             if scheduled is not None:
                 functions[name] = scheduled
         return IRModule(functions, mod.attrs)

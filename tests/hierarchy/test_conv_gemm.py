@@ -192,8 +192,18 @@ def test_runtime_weight():
         np.testing.assert_allclose(exe(x, weight), run(mod, x, weight), rtol=1e-4, atol=1e-4)
 
 
-def test_grouped_conv_compiles_unchanged_and_matches():
-    mod, _ = _conv_module(4, 6, 7, 5, 3, 1, 1, groups=2)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_grouped_conv_stays_a_row_parallel_loop_nest_and_matches(pad):
+    from shapeflow.ir.tir.function import PrimFunc
+    from shapeflow.passes.graph import graph_pipeline
+    from shapeflow.passes.graph.schedule_rules import SplitGemm
+
+    mod, _ = _conv_module(4, 6, 7, 5, 3, 1, pad, groups=2)
+    lowered = SplitGemm()(graph_pipeline(2)(mod))
+    convs = [f for f in lowered.functions.values() if isinstance(f, PrimFunc) and "conv2d" in f.script()]
+    # Row-parallel by the default rule: relabelled when it was an epilogue-fused "out_elementwise_fusable"
+    # kernel (unpadded); a padded one is "opaque" already (its padding stage branches).
+    assert convs and all(f.attrs["op_pattern"] in ("reduction", "opaque") for f in convs)
     exe = sf.compile(mod, dims={"n": (1, 8)})
     assert not _gemm_calls(exe)
     x = rng.standard_normal((3, 4, 7, 5)).astype("float32")
