@@ -1,5 +1,5 @@
 """Converters of the remaining ONNX ops: bitwise ops and shifts, the losses (NegativeLogLikelihoodLoss,
-SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool."""
+SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool, BitCast."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, scalar
 from shapeflow.frontend.onnx.registry import Known, converter, register_simple
 from shapeflow.ir.graph import op
+from shapeflow.ir.graph.ops import bitcast
 from shapeflow.ir.graph.shape import as_int
+from shapeflow.ir.graph.types import TensorType
 
 # -- bitwise ---------------------------------------------------------------------------------------
 
@@ -254,3 +256,21 @@ def _qlinear_matmul(ctx, node):
     q = op.add(op.round(op.multiply(acc, factor)), op.reshape(op.astype(ctx.expr(y_zp), "float32"), ()))
     info = np.iinfo(target.to_numpy())
     return op.astype(op.clip(q, float(info.min), float(info.max)), str(target))
+
+
+# -- BitCast ---------------------------------------------------------------------------------------
+
+
+@converter("BitCast", since=26)
+def _bit_cast(ctx: Context, node: Node):
+    """The bytes reinterpreted through the `shapeflow.bitcast` library function (graph op module bitcast).
+    A 16-bit float input reaches converters as its float32 copy (the importer upcasts arithmetic); the
+    bits wanted are the original's, named before the "\\0float32" suffix of the copy."""
+    name = node.inputs[0].split("\0")[0]
+    source = ctx.dtype(name)
+    target = onnx_dtype(node.attr("to"), "ONNX op 'BitCast' attribute 'to'")
+    if source.to_numpy().itemsize != target.to_numpy().itemsize:
+        raise node.unsupported(f"{source} and {target} have different bit widths")
+    if name in ctx.known and name not in ctx.values and ctx.known[name].dtype != object:
+        return Known(np.ascontiguousarray(ctx.known[name]).view(target.to_numpy()))
+    return op.call_dps_library(bitcast.LIBRARY_NAME, [ctx.expr(name)], TensorType(ctx.shape(name), target))

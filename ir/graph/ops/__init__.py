@@ -4,6 +4,7 @@ every op (each family registers its ops when imported)."""
 from shapeflow.ir.graph.ops import (  # noqa: F401
     attention,
     binary,
+    bitcast,
     bitwise,
     create,
     cumulative,
