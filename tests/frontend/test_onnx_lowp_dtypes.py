@@ -292,3 +292,36 @@ def test_the_executable_boundary_views_without_copying(tmp_path):
     exe.save(path)
     loaded = shapeflow.load(path)
     assert loaded(x).dtype == x.dtype
+
+
+CROSS = [
+    ("FLOAT8E4M3FN", "FLOAT8E5M2", 1),
+    ("FLOAT8E5M2", "FLOAT8E4M3FN", 1),
+    ("FLOAT8E5M2", "FLOAT8E4M3FN", 0),
+    ("FLOAT8E5M2FNUZ", "FLOAT8E4M3FNUZ", 0),
+    ("FLOAT8E4M3FNUZ", "FLOAT4E2M1", 1),
+    ("INT4", "FLOAT8E4M3FN", 1),
+    ("FLOAT8E4M3FN", "UINT4", 1),
+    ("FLOAT4E2M1", "INT2", 1),
+]
+
+
+def test_casts_between_storage_types_go_through_their_values():
+    patterns = np.arange(256, dtype=np.uint8)
+    names = sorted({s for s, _, _ in CROSS})
+    nodes = [
+        helper.make_node("Cast", [s], [f"{s}_{d}_{k}"], to=getattr(TensorProto, d), saturate=k)
+        for s, d, k in CROSS
+    ]
+    outputs = [_info(f"{s}_{d}_{k}", d, [256]) for s, d, k in CROSS]
+    model = _model([_info(n, n, [256]) for n in names], nodes, outputs)
+    inputs = {n: patterns.view(ALL[n]) for n in names}
+    got, interp = _compiled_and_interpreted(model, *(inputs[n] for n in names))
+    for (s, d, k), g, i in zip(CROSS, got, interp):
+        with np.errstate(invalid="ignore", over="ignore"):
+            values = inputs[s].astype(np.float32)
+            saturating = k and d in FLOAT8
+            want = numpy_helper.saturate_cast(values, ALL[d]) if saturating else inputs[s].astype(ALL[d])
+        bad = np.flatnonzero(_bits(g) != _bits(want))
+        assert bad.size == 0, f"{s}->{d} saturate={k}: bits {patterns[bad[:5]]} -> {_bits(g)[bad[:5]]}"
+        np.testing.assert_array_equal(_bits(i), _bits(want))

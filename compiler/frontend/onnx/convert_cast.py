@@ -49,7 +49,10 @@ def cast_to(ctx: Context, node: Node, target: lowp.LowpType | DataType):
     value = codec.decode(ctx, x, source) if source is not None else x
     if isinstance(target, lowp.LowpType):
         ctx.lowp[node.outputs[0]] = target
-        return codec.encode(ctx, value, target, saturate, round_mode)
+        negative = (
+            codec.sign_of_bits(ctx, x, source) if source is not None and source.kind == "float" else None
+        )
+        return codec.encode(ctx, value, target, saturate, round_mode, negative)
     return op.astype(value, str(target))
 
 

@@ -29,13 +29,21 @@ def decode(ctx: Context, bits, t: LowpType):
     return ctx.emit(op.take(table, ctx.emit(op.astype(bits, "int32")), axis=0))
 
 
-def encode(ctx: Context, value, t: LowpType, saturate: bool = True, round_mode: str = "up"):
-    """Storage bits of `value` (any number dtype) as ONNX Cast to `t` computes them."""
+def encode(ctx: Context, value, t: LowpType, saturate: bool = True, round_mode: str = "up", negative=None):
+    """Storage bits of `value` (any number dtype) as ONNX Cast to `t` computes them. `negative` (bool
+    tensor), when given, is the sign of `value`: known from the bits of a storage-typed source, it carries
+    the sign of a NaN too."""
     if t.kind == "int":
         return _encode_int_wrapping(ctx, value, t)
     if t.kind == "e8m0":
         return _encode_e8m0(ctx, value, saturate, round_mode)
-    return encode_float(ctx, value, t, saturate)
+    return encode_float(ctx, value, t, saturate, negative)
+
+
+def sign_of_bits(ctx: Context, bits, t: LowpType):
+    """The sign bit of storage bits of `t` (a bool tensor), NaN codes included."""
+    mask = scalar(t.sign_bit, STORAGE)
+    return ctx.emit(op.not_equal(op.bitwise_and(bits, mask), scalar(0, STORAGE)))
 
 
 def _compute_dtype(dtype: DataType) -> str:
@@ -66,13 +74,13 @@ def _log2_steps(ctx: Context, t, span: int, dtype: str):
     return t, k
 
 
-def encode_float(ctx: Context, value, t: LowpType, saturate: bool):
+def encode_float(ctx: Context, value, t: LowpType, saturate: bool, negative=None):
     """Round to nearest even into the float type `t`; overflow (infinities included) gives the largest
     finite value when saturating, else the type's overflow code (NaN, or infinity for E5M2); NaN gives NaN."""
     dtype = _compute_dtype(dtype_of(value))
     v = ctx.emit(op.astype(value, dtype)) if str(dtype_of(value)) != dtype else value
     a = ctx.emit(op.abs(v))
-    negative = _is_negative(ctx, v, dtype)
+    negative = _is_negative(ctx, v, dtype) if negative is None else negative
     scaled = ctx.emit(op.multiply(a, scalar(2.0**-t.emin, dtype)))  # exact: a power of two, scaling up
     span = t.emax + 1 - t.emin  # exponents above emin that still need distinguishing from overflow
     t_norm, exponent = _log2_steps(ctx, scaled, span, dtype)
@@ -85,7 +93,12 @@ def encode_float(ctx: Context, value, t: LowpType, saturate: bool):
         zero_or_nan = op.logical_or(op.equal(mag, scalar(0, dtype)), op.equal(mag, scalar(t.nan_code, dtype)))
         signable = ctx.emit(op.logical_and(negative, op.logical_not(zero_or_nan)))
     bits = op.where(signable, op.add(mag, scalar(t.sign_bit, dtype)), mag)
-    bits = op.where(_isnan(ctx, v), scalar(t.nan_code, dtype), bits)
+    nan = scalar(t.nan_code, dtype)
+    if not t.unsigned_zero and t.bits == 8:  # float4's "NaN" is a zero of the opposite sign (ml_dtypes)
+        nan = op.where(negative, scalar(t.nan_code | t.sign_bit, dtype), nan)
+    elif not t.unsigned_zero:
+        nan = op.where(negative, scalar(t.nan_code & ~t.sign_bit, dtype), nan)
+    bits = op.where(_isnan(ctx, v), nan, bits)
     return op.astype(ctx.emit(bits), STORAGE)
 
 
