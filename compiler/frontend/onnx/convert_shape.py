@@ -15,6 +15,7 @@ from shapeflow.frontend.onnx.context import Context, Node, normalize_known, onnx
 from shapeflow.frontend.onnx.registry import Known, converter
 from shapeflow.ir import expr as E
 from shapeflow.ir.graph import op
+from shapeflow.ir.graph.expr import Constant
 from shapeflow.ir.graph.shape import as_int, product, simplify
 
 BIG = 2**62  # ONNX uses INT64_MAX-ish ends to mean "to the end"
@@ -408,10 +409,31 @@ def _tile(ctx, node):
     return op.reshape(op.broadcast_to(op.reshape(x, tuple(spread)), tuple(wide)), tuple(final))
 
 
+# ONNX Pad modes that repeat input elements, by np.pad's name for the same rule (ONNX's reference is np.pad).
+_INDEX_PAD_MODES = {"edge": "edge", "reflect": "reflect", "wrap": "wrap"}
+
+
+def _pad_by_indices(ctx, node, width: list[int], mode: str):
+    """edge / reflect / wrap padding: per padded axis, a take of the source indices np.pad gives
+    arange(L), which needs that axis's length L at import time."""
+    x = ctx.expr(node.inputs[0])
+    shape = ctx.shape(node.inputs[0])
+    for axis in range(len(shape)):
+        before, after = width[2 * axis], width[2 * axis + 1]
+        if not before and not after:
+            continue
+        length = as_int(shape[axis])
+        if length is None or length == 0:
+            raise node.unsupported(f"mode {mode!r} on a symbolic or empty axis {axis}")
+        index = np.pad(np.arange(length, dtype=np.int64), (before, after), mode=_INDEX_PAD_MODES[mode])
+        x = ctx.emit(op.take(x, Constant.from_array(index), axis))
+    return x
+
+
 @converter("Pad", since=11)
 def _pad(ctx, node):
     mode = node.attr("mode", "constant")
-    if mode != "constant":
+    if mode != "constant" and mode not in _INDEX_PAD_MODES:
         raise node.unsupported(f"mode {mode!r} is not supported")
     rank = ctx.rank(node.inputs[0])
     pads = [int(p) for p in ctx.const(node, 1, "pads").reshape(-1)]
@@ -426,6 +448,8 @@ def _pad(ctx, node):
     fill = 0.0 if value is None or value.size == 0 else float(value.reshape(-1)[0])
     if not any(width):  # nothing to pad: the input itself (pad's legalization would alias it)
         return ctx.expr(node.inputs[0])
+    if mode != "constant":
+        return _pad_by_indices(ctx, node, width, mode)
     return op.pad(ctx.expr(node.inputs[0]), tuple(width), fill)
 
 
