@@ -1,19 +1,30 @@
 """Fuzzer evaluation: equal-time campaigns of the full fuzzer and each ablation; prints JSON.
 
     python benchmarks/fuzz_eval.py --seconds 600 --workers 2 --out /tmp/fuzz-eval
+    python benchmarks/fuzz_eval.py --seconds 180 --workers 1 --seeds 0 1 2 --parallel --out /tmp/fuzz-eval
 
 Per configuration: tests per second per worker (each worker is one process on one core), valid-test
 rate, final arcs, arcs gained over the seed corpus, corpus size, unique bugs and coverage over time (new
 arcs over the seeds at a few checkpoints, from coverage.csv); and the ratio of arcs gained by the full
-fuzzer to each ablation's. Configurations run one after another, so they do not share the cores.
-`--configs graph` runs the graph-level mode (not comparable with the loop-level ones: other code).
+fuzzer to each ablation's. Every configuration starts from the same seed corpus (the campaign seed draws
+it) and runs for the same wall time.
+
+By default configurations run one after another. On a shared, loaded machine the load then differs from
+one configuration to the next; `--parallel` runs all configurations of a seed at the same time instead (each
+in its own process tree), so that they share whatever the machine gives them: equal wall time and equal
+conditions. With several `--seeds`, the JSON gives each seed's numbers and the medians (of arcs gained and
+of the per-seed ratios). The load average is recorded beside the numbers. `--configs graph` runs the
+graph-level mode (not comparable with the loop-level ones: other code).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,54 +54,112 @@ def coverage_over_time(out: Path, seed_arcs: int, points: int = 6) -> list:
     return [[round(parsed[k][0], 1), max(0, parsed[k][1] - seed_arcs)] for k in picks]
 
 
+def run_one(name: str, out: Path, seconds: float, workers: int, seed: int, tvm: bool) -> dict:
+    """One configuration's campaign and its numbers."""
+    shutil.rmtree(out, ignore_errors=True)
+    summary = run_campaign(
+        CampaignOptions(
+            out, seconds=seconds, workers=workers, seed=seed, status_stream=None, tvm=tvm, **CONFIGS[name]
+        )
+    )
+    s = summary["stats"]
+    result = {
+        "tests": s["tests"],
+        "tests_per_s_per_worker": round(s["tests"] / s["elapsed"] / workers, 2) if s["elapsed"] else 0,
+        "valid_rate": round(s["valid"] / s["tests"], 3) if s["tests"] else 0,
+        "arcs": summary["arcs"],
+        "seed_arcs": s["seed_arcs"],
+        "new_arcs_over_seeds": summary["arcs"] - s["seed_arcs"],
+        "corpus": summary["corpus"],
+        "unique_bugs": len(summary["bugs"]),
+        "coverage_over_time": coverage_over_time(out, s["seed_arcs"]),
+    }
+    if tvm:
+        result["tvm"] = {k: v for k, v in s.items() if k.startswith("tvm_")}
+    return result
+
+
+def _run_parallel(configs: list, root: Path, args) -> dict:
+    """All configurations of one seed at once, each campaign in its own process (and its workers)."""
+    procs = {}
+    for name in configs:
+        cmd = [sys.executable, __file__, "--one", name, "--seconds", str(args.seconds)]
+        cmd += ["--workers", str(args.workers), "--seeds", str(args.current_seed), "--out", str(root)]
+        cmd += ["--tvm"] if args.tvm else []
+        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    results = {}
+    for name, proc in procs.items():
+        out, _ = proc.communicate()
+        results[name] = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {"error": True}
+    return results
+
+
+def _ratios(results: dict) -> dict:
+    full = results.get("full") or {}
+    out = {}
+    for name, r in results.items():
+        gained = r.get("new_arcs_over_seeds", 0)
+        if name not in ("full", "graph") and gained > 0 and "new_arcs_over_seeds" in full:
+            out[name] = round(full["new_arcs_over_seeds"] / gained, 2)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None, help="one campaign seed (same as --seeds S)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="campaign seeds; medians over them")
     ap.add_argument("--out", default="fuzz-eval")
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
+    ap.add_argument("--parallel", action="store_true", help="run a seed's configurations at the same time")
     ap.add_argument("--tvm", action="store_true", help="add the apache-tvm differential oracle")
+    ap.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)  # a --parallel child
     args = ap.parse_args(argv)
-    results = {}
+    seeds = [args.seed] if args.seed is not None else args.seeds
+    if args.one:
+        out = Path(args.out) / args.one
+        print(json.dumps(run_one(args.one, out, args.seconds, args.workers, seeds[0], args.tvm)))
+        return 0
+    load_before = os.getloadavg()
+    per_seed = {}
+    for seed in seeds:
+        root = Path(args.out) / f"seed{seed}"
+        if args.parallel:
+            args.current_seed = seed
+            results = _run_parallel(args.configs, root, args)
+        else:
+            results = {
+                name: run_one(name, root / name, args.seconds, args.workers, seed, args.tvm)
+                for name in args.configs
+            }
+        per_seed[seed] = {"results": results, "new_arcs_ratio_full_vs": _ratios(results)}
+    medians = {}
     for name in args.configs:
-        out = Path(args.out) / name
-        shutil.rmtree(out, ignore_errors=True)
-        summary = run_campaign(
-            CampaignOptions(
-                out,
-                seconds=args.seconds,
-                workers=args.workers,
-                seed=args.seed,
-                status_stream=None,
-                tvm=args.tvm,
-                **CONFIGS[name],
-            )
-        )
-        s = summary["stats"]
-        results[name] = {
-            "tests": s["tests"],
-            "tests_per_s_per_worker": round(s["tests"] / s["elapsed"] / args.workers, 2)
-            if s["elapsed"]
-            else 0,
-            "valid_rate": round(s["valid"] / s["tests"], 3) if s["tests"] else 0,
-            "arcs": summary["arcs"],
-            "seed_arcs": s["seed_arcs"],
-            "new_arcs_over_seeds": summary["arcs"] - s["seed_arcs"],
-            "corpus": summary["corpus"],
-            "unique_bugs": len(summary["bugs"]),
-            "coverage_over_time": coverage_over_time(out, s["seed_arcs"]),
+        gained = [s["results"][name].get("new_arcs_over_seeds", 0) for s in per_seed.values()]
+        rates = [s["results"][name].get("tests_per_s_per_worker", 0) for s in per_seed.values()]
+        medians[name] = {
+            "new_arcs_over_seeds": statistics.median(gained),
+            "tests_per_s_per_worker": statistics.median(rates),
         }
-        if args.tvm:
-            results[name]["tvm"] = {k: v for k, v in s.items() if k.startswith("tvm_")}
-    full = results.get("full")
-    if full:
-        for name, r in results.items():
-            if name not in ("full", "graph") and r["new_arcs_over_seeds"] > 0:
-                full[f"new_arcs_ratio_vs_{name}"] = round(
-                    full["new_arcs_over_seeds"] / r["new_arcs_over_seeds"], 2
-                )
-    json.dump({"seconds": args.seconds, "workers": args.workers, "results": results}, sys.stdout, indent=1)
+        ratios = [
+            s["new_arcs_ratio_full_vs"][name]
+            for s in per_seed.values()
+            if name in s["new_arcs_ratio_full_vs"]
+        ]
+        if ratios:
+            medians[name]["ratio_full_vs_median"] = statistics.median(ratios)
+    report = {
+        "seconds": args.seconds,
+        "workers": args.workers,
+        "parallel": args.parallel,
+        "seeds": seeds,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "median": medians,
+        "per_seed": per_seed,
+    }
+    json.dump(report, sys.stdout, indent=1)
     print()
     return 0
 

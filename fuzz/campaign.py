@@ -22,9 +22,10 @@ from pathlib import Path
 
 from shapeflow.errors import UnsupportedError
 from shapeflow.fuzz.coverage import CoverageMap
-from shapeflow.fuzz.findings import atomic_write, load_findings, record_finding
+from shapeflow.fuzz.energy import OperatorSchedule, PowerSchedule
+from shapeflow.fuzz.findings import atomic_write, load_findings, record_finding, update_minimized
 from shapeflow.fuzz.mutate_passes import default_sequence, drop_useless
-from shapeflow.fuzz.oracles import RUN_STAGES, TVM_STAGE, Outcome, TestCase
+from shapeflow.fuzz.oracles import MINIMIZING_STAGE, RUN_STAGES, TVM_STAGE, Outcome, TestCase
 from shapeflow.fuzz.worker import MODES, worker_main
 
 
@@ -67,6 +68,7 @@ class _Worker:
         self.proc.start()
         self.task: dict | None = None
         self.deadline = 0.0
+        self.extended = False  # the deadline was extended once for an in-process minimization
 
 
 class Campaign:
@@ -77,6 +79,8 @@ class Campaign:
         self.out = Path(options.out)
         self.rng = random.Random(options.seed)
         self.corpus: list[TestCase] = []
+        self.power = PowerSchedule(random.Random(options.seed + 1), feedback=options.coverage)
+        self.ops = OperatorSchedule(random.Random(options.seed + 2), options.mode, feedback=options.coverage)
         self.next_id = 0
         self.stats = {
             "tests": 0,
@@ -103,6 +107,7 @@ class Campaign:
         for path in sorted(corpus_dir.glob("c*.json")):
             try:
                 self.corpus.append(TestCase.from_json(path.read_text()))
+                self.power.add(1)  # what coverage said of it before the resume is not kept
                 self.next_id = max(self.next_id, int(path.stem[1:]) + 1)
             except Exception:
                 continue
@@ -128,22 +133,27 @@ class Campaign:
             for origin, func in seed_functions(self.rng, self.o.generated_seeds)
         ]
 
-    def _add_to_corpus(self, test: TestCase) -> None:
+    def _add_to_corpus(self, test: TestCase, gain: int = 1) -> None:
         atomic_write(self.out / "corpus" / f"c{self.next_id:06d}.json", test.to_json())
         self.next_id += 1
         self.corpus.append(test)
+        self.power.add(gain)
 
     # -- tasks ---------------------------------------------------------------------------------
     def _next_task(self) -> dict:
         if self.pending:
             return self.pending.pop(0)
         task = {"kind": "mutate", "mode": self.o.mode, "test_seed": self.rng.randrange(1 << 30)}
-        if self.o.mode != "generate-only" and self.corpus:
-            # Favour recent entries (they hold the newest coverage), as AFL-style fuzzers do.
-            k = len(self.corpus) - 1 - min(int(self.rng.expovariate(1 / 8)), len(self.corpus) - 1)
-            if self.rng.random() < 0.5:
-                k = self.rng.randrange(len(self.corpus))
+        if self.o.mode == "graph":
+            op = None  # graph tests choose their mutation in the worker (build_graph_test)
+        else:
+            # The full fuzzer also draws fresh programs: the corpus alone converges on the seeds' dtypes
+            # and shapes, generation keeps bringing new ones. How often is the operator schedule's call.
+            op = task["op"] = self.ops.pick()
+        if op != "fresh" and self.corpus:
+            k = self.power.pick()
             task["parent"] = self.corpus[k].to_json()
+            task["parent_index"] = k
             task["others"] = [self.rng.choice(self.corpus).passes for _ in range(2)]
         return task
 
@@ -158,45 +168,92 @@ class Campaign:
             key = "tvm_" + outcome.extra["tvm"].replace("-", "_")
             self.stats[key] = self.stats.get(key, 0) + 1
         new = self.cmap.count_new(msg["arcs"])
+        pass_new = [self.cmap.count_new(a) for a in msg.get("pass_arcs", ())]
+        later_new = self.cmap.count_new(msg.get("later_arcs", ()))
         self.cmap.merge(msg["arcs"])
         if worker.task and worker.task.get("seed_run"):
             self.stats["seed_arcs"] = len(self.cmap)
+        task = worker.task or {}
+        self.ops.credit(task.get("op"), new)
         if outcome.status == "invalid":
             self.stats["invalid"] += 1
+            self.power.credit(task.get("parent_index"), kept=False)
             return
         self.stats["valid"] += 1
         if outcome.is_bug:
             minimized = TestCase.from_json(msg["minimized"]) if msg.get("minimized") else None
             self._bug(test, outcome, minimized)
         keep = new > 0 if self.o.coverage else self.rng.random() < 0.1
-        if keep and not (worker.task or {}).get("seed_run") and worker.task.get("kind") != "run":
-            counts = [len(a) for a in msg["pass_arcs"]]
-            passes = drop_useless(test.passes, counts) if self.o.coverage else test.passes
-            self._add_to_corpus(dataclasses.replace(test, passes=passes))
+        keep = keep and not task.get("seed_run") and task.get("kind") != "run"
+        self.power.credit(task.get("parent_index"), kept=keep)
+        if keep:
+            passes = drop_useless(test.passes, pass_new, later_new) if self.o.coverage else test.passes
+            self._add_to_corpus(dataclasses.replace(test, passes=passes), gain=new)
 
-    def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> None:
+    def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> tuple[str, bool]:
         self.stats["bug_hits"] += 1
-        key, _ = record_finding(self.out, test, outcome, self.o.seed, minimized)
+        key, is_new = record_finding(self.out, test, outcome, self.o.seed, minimized)
         self.bugs.add(key)
+        return key, is_new
+
+    def _lost_bug(self, test: TestCase, outcome: Outcome, symptom: str, stage: int, code) -> None:
+        """Record a crash or timeout; a new one is minimized by a worker, isolated (isolated.py)."""
+        key, is_new = self._bug(test, outcome, None)
+        if is_new and self.o.minimize:
+            self.pending.insert(
+                0,
+                {
+                    "kind": "minimize-lost",
+                    "test": test.to_json(),
+                    "key": key,
+                    "symptom": symptom,
+                    "stage": stage,
+                    "exitcode": code,
+                    "tvm": outcome.symptom.startswith("tvm"),
+                    "compile": self.o.compile,
+                    "timeout": self.o.test_timeout,
+                    "seconds": self._lost_budget(),
+                },
+            )
+
+    def _lost_budget(self) -> float:
+        # A candidate that still hangs costs a whole test timeout: give a timeout room for a few of them.
+        return max(self.o.minimize_seconds, 6 * self.o.test_timeout)
+
+    def _deadline(self, task: dict) -> float:
+        if task.get("kind") == "minimize-lost":
+            return time.monotonic() + self._lost_budget() + 2 * self.o.test_timeout + 60
+        return time.monotonic() + self.o.test_timeout
 
     def _worker_lost(self, worker: _Worker, symptom: str) -> None:
         path = self.out / "workers" / f"w{worker.wid}.json"
         stage = worker.stage.value
+        if worker.task is not None and worker.task.get("kind") == "minimize-lost":
+            return  # the minimizer itself died or overran: the finding stays as recorded
         if path.exists() and worker.task is not None:
             test = TestCase.from_json(path.read_text())
             path.unlink()
+            if stage == MINIMIZING_STAGE:
+                # A minimization candidate died, not the test: run the test again, unminimized.
+                self.pending.insert(0, {"kind": "run", "test": test.to_json(), "no_minimize": True})
+                return
             if symptom == "timeout" and (stage in RUN_STAGES or stage == TVM_STAGE):
                 self.stats["slow"] += 1  # a huge loop in the program itself (or TVM's build), not a hang
             elif symptom == "crash" and stage == TVM_STAGE:
                 self.stats["crashes"] += 1
-                message = f"worker died in TVM with exit code {worker.proc.exitcode}"
-                self._bug(test, Outcome("bug", "tvm-crash", "tvm", message), None)
+                code = worker.proc.exitcode
+                message = f"worker died in TVM with exit code {code}"
+                self._lost_bug(test, Outcome("bug", "tvm-crash", "tvm", message), symptom, stage, code)
             else:
                 self.stats["crashes" if symptom == "crash" else "timeouts"] += 1
-                code = worker.proc.exitcode
+                code = worker.proc.exitcode if symptom == "crash" else None
                 message = f"worker died with exit code {code}" if symptom == "crash" else "test ran too long"
-                self._bug(test, Outcome("bug", symptom, f"stage {stage}", message), None)
+                self._lost_bug(test, Outcome("bug", symptom, f"stage {stage}", message), symptom, stage, code)
         self.stats["tests"] += 1
+
+    def _lost_minimized(self, msg: dict) -> None:
+        minimized = TestCase.from_json(msg["minimized"]) if msg.get("minimized") else None
+        update_minimized(self.out, msg["minimized_for"], minimized, msg.get("note", ""))
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -221,20 +278,21 @@ class Campaign:
                     self.o.iterations is not None and run_tests >= self.o.iterations
                 )
                 if done:
+                    self._drain(workers, results)
                     break
                 for w in workers:
                     if w.task is None:
                         w.task = self._next_task()
-                        w.deadline = (
-                            time.monotonic()
-                            + self.o.test_timeout
-                            + (self.o.minimize_seconds + 5 if self.o.minimize else 0)
-                        )
+                        w.deadline = self._deadline(w.task)
+                        w.extended = False
                         w.tasks.put(w.task)
                 try:
                     msg = results.get(timeout=0.05)
                     w = workers[msg["wid"]]
-                    self._handle(msg, w)
+                    if "minimized_for" in msg:
+                        self._lost_minimized(msg)
+                    else:
+                        self._handle(msg, w)
                     w.task = None
                 except Exception as exc:
                     if not type(exc).__name__ == "Empty":
@@ -244,6 +302,10 @@ class Campaign:
                     if not w.proc.is_alive():
                         lost = "crash"
                     elif w.task is not None and time.monotonic() > w.deadline:
+                        if w.stage.value == MINIMIZING_STAGE and not w.extended:
+                            # The test ended (a bug) and the worker minimizes it in process: more time.
+                            w.deadline, w.extended = time.monotonic() + self.o.minimize_seconds + 10, True
+                            continue
                         lost = "timeout"
                         w.proc.kill()
                         w.proc.join(5)
@@ -266,11 +328,32 @@ class Campaign:
             for w in workers:
                 w.tasks.put(None)
             for w in workers:
-                w.proc.join(2)
+                w.proc.join(10)
                 if w.proc.is_alive():
                     w.proc.kill()
             self.cmap.close()
         return self.summary()
+
+    def _drain(self, workers: list, results) -> None:
+        """At the end of the budget, let the tests in flight finish (each within its deadline) and count
+        them, so that a campaign that ends normally leaves nothing in workers/. A minimization of a lost
+        test is not waited for: its finding is already recorded."""
+        while any(w.task is not None and w.task.get("kind") != "minimize-lost" for w in workers):
+            busy = [w for w in workers if w.task is not None and w.task.get("kind") != "minimize-lost"]
+            if all(time.monotonic() > w.deadline or not w.proc.is_alive() for w in busy):
+                return  # left for a --resume to re-run (workers/w<k>.json)
+            try:
+                msg = results.get(timeout=0.05)
+            except Exception as exc:
+                if type(exc).__name__ == "Empty":
+                    continue
+                raise
+            w = workers[msg["wid"]]
+            if "minimized_for" in msg:
+                self._lost_minimized(msg)
+            else:
+                self._handle(msg, w)
+            w.task = None
 
     def _row(self) -> str:
         s = self.stats

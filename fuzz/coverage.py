@@ -47,19 +47,34 @@ class ArcTracker:
         self._cov._warn_no_data = False
         self.seen: set[str] = set()
         self.labels: list[str] = []
+        self._paused = False
 
     def start(self) -> None:
         self._cov.erase()
         self.labels = []
         self._cov.start()
+        self._paused = False
         self.switch("setup")
 
-    def switch(self, label: str) -> None:
+    def switch(self, label: str, traced: bool = True) -> None:
+        """Measure what runs from here on under `label`; with traced=False, measure nothing until the
+        next switch (the reference interpreter running a test program: the oracle, not the system under
+        test, and under the tracer the slowest part of a test)."""
         self.labels.append(label)
+        if not traced:
+            if not self._paused:
+                self._cov.stop()
+                self._paused = True
+            return
+        if self._paused:
+            self._cov.start()
+            self._paused = False
         self._cov.switch_context(label)
 
     def stop(self) -> dict[str, set[str]]:
-        self._cov.stop()
+        if not self._paused:
+            self._cov.stop()
+        self._paused = False
         data = self._cov.get_data()
         out: dict[str, set[str]] = {}
         files = list(data.measured_files())

@@ -82,20 +82,41 @@ TEST = TestCase(
     seed={seed!r},
     flags={flags!r},
     kind={kind!r},
+    schedule={schedule!r},
 )
 
 if __name__ == "__main__":
-    outcome = check(TEST, compile_oracle=True)
+{body}'''
+
+IN_PROCESS_BODY = """    outcome = check(TEST, compile_oracle=True)
     if outcome.is_bug and outcome.symptom == {symptom!r}:
         print(f"bug reproduced: {{outcome.symptom}} at {{outcome.stage}}: {{outcome.message}}")
         print(outcome.trace)
         sys.exit(1)
     print(f"not reproduced (status {{outcome.status}})")
     sys.exit(0)
-'''
+"""
+
+# A crash or a hang would take the reproducer down with it: the test runs in a child process instead.
+ISOLATED_BODY = """    from shapeflow.fuzz.isolated import IsolatedRunner
+
+    with IsolatedRunner(timeout={timeout!r}, compile_oracle=True, tvm_oracle={tvm!r}) as runner:
+        verdict = runner.run(TEST)
+    if verdict.kind == {kind!r}:
+        print(f"bug reproduced: {{verdict.kind}} in stage {{verdict.stage}} (exit code {{verdict.exitcode}})")
+        sys.exit(1)
+    print(f"not reproduced (the test ended as {{verdict.kind}})")
+    sys.exit(0)
+"""
+LOST_SYMPTOMS = {"crash": "crash", "timeout": "timeout", "tvm-crash": "crash"}
 
 
-def render_repro(test: TestCase, outcome: Outcome) -> str:
+def render_repro(test: TestCase, outcome: Outcome, timeout: float = 10.0) -> str:
+    kind = LOST_SYMPTOMS.get(outcome.symptom)
+    if kind is None:
+        body = IN_PROCESS_BODY.format(symptom=outcome.symptom)
+    else:
+        body = ISOLATED_BODY.format(timeout=timeout, tvm=outcome.symptom.startswith("tvm"), kind=kind)
     return REPRO_TEMPLATE.format(
         symptom=outcome.symptom,
         stage=outcome.stage,
@@ -105,7 +126,29 @@ def render_repro(test: TestCase, outcome: Outcome) -> str:
         seed=test.seed,
         flags=test.flags,
         kind=test.kind,
+        schedule=test.schedule,
+        body=body,
     )
+
+
+def update_minimized(out_dir: Path, key: str, minimized: TestCase | None, note: str = "") -> None:
+    """Store the minimized reproducer of an already recorded finding (a crash or timeout minimized after
+    the fact, isolated); with None only the note is kept (e.g. "does not reproduce in isolation")."""
+    folder = Path(out_dir) / "findings" / key
+    meta_path = folder / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return
+    if minimized is not None:
+        outcome = Outcome("bug", meta["symptom"], meta["stage"], meta.get("message", ""))
+        atomic_write(folder / "minimized.json", minimized.to_json())
+        atomic_write(folder / "minimized.txt", minimized.ir)
+        atomic_write(folder / "repro.py", render_repro(minimized, outcome))
+        meta["minimized"] = True
+        meta["passes"] = minimized.passes
+    meta["minimize_note"] = note
+    atomic_write(meta_path, json.dumps(meta, indent=1))
 
 
 def record_finding(
@@ -169,4 +212,12 @@ def load_findings(out_dir: Path) -> list[dict]:
     return out
 
 
-__all__ = ["bug_key", "normalized_stack", "atomic_write", "record_finding", "load_findings", "render_repro"]
+__all__ = [
+    "bug_key",
+    "normalized_stack",
+    "atomic_write",
+    "record_finding",
+    "load_findings",
+    "render_repro",
+    "update_minimized",
+]

@@ -1,14 +1,18 @@
-"""Delta debugging of a failing test: shrink the pass sequence, then the IR, keeping the same bug.
+"""Delta debugging of a failing test: shrink the pass sequence, the schedule steps, then the IR, keeping
+the same bug.
 
-The pass sequence is reduced by removing chunks (ddmin), then single passes. The IR is reduced by
-trying, root first, smaller replacements of one site at a time: a sequence without one statement, a loop
-replaced by its body at the first iteration, an if by a branch, a let by its body with the value
-substituted, an expression by a child of its dtype or by a constant 0 or 1. A candidate is kept when it
-verifies and `still_fails(test)` holds. Everything is bounded by `budget` checks.
+The pass sequence and the schedule steps are reduced by removing chunks (ddmin), then single entries.
+The IR is reduced by trying, root first, smaller replacements of one site at a time: a sequence without
+one statement, a loop replaced by its body at the first iteration, an if by a branch, a let by its body
+with the value substituted, an expression by a child of its dtype or by a constant 0 or 1. A candidate is
+kept when it verifies and `still_fails(test)` holds. Everything is bounded by `budget` checks and
+`seconds`. `still_fails` decides how a candidate runs: in process for exceptions and wrong results
+(worker.py), in a separate process with a time limit for crashes and timeouts (isolated.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -63,6 +67,22 @@ def _expr_candidates(node) -> list:
     return out
 
 
+def _shrink_list(best: TestCase, field: str, try_test) -> TestCase:
+    """ddmin over the list `field` of the test: remove chunks of halving size while the bug stays."""
+    chunk = max(1, len(getattr(best, field)) // 2)
+    while chunk >= 1 and getattr(best, field):
+        items, k, changed = getattr(best, field), 0, False
+        while k < len(items):
+            candidate = dataclasses.replace(best, **{field: items[:k] + items[k + chunk :]})
+            if try_test(candidate):
+                best, items, changed = candidate, candidate.__dict__[field], True
+            else:
+                k += chunk
+        if not changed:
+            chunk //= 2
+    return best
+
+
 def _size(func: PrimFunc) -> int:
     return len(sites_of(func))
 
@@ -89,20 +109,9 @@ def minimize(
             return False
 
     best = test
-    # 1. The pass sequence: chunks, then single passes.
-    chunk = max(1, len(best.passes) // 2)
-    while chunk >= 1 and best.passes:
-        k, changed = 0, False
-        while k < len(best.passes):
-            candidate = TestCase(
-                best.ir, best.passes[:k] + best.passes[k + chunk :], best.seed, best.flags, best.origin
-            )
-            if try_test(candidate):
-                best, changed = candidate, True
-            else:
-                k += chunk
-        if not changed:
-            chunk //= 2
+    # 1. The pass sequence and the schedule steps: chunks, then single entries.
+    for field in ("passes", "schedule"):
+        best = _shrink_list(best, field, try_test)
     # 2. The IR, site by site, root first; restart after every success.
     func = best.func()
     progress = True
@@ -120,7 +129,7 @@ def minimize(
                     continue
                 except Exception:
                     continue
-                candidate = TestCase(text, best.passes, best.seed, best.flags, best.origin)
+                candidate = dataclasses.replace(best, ir=text)
                 if _size(new) < _size(func) and try_test(candidate):
                     best, func, progress = candidate, as_func(new), True
                     break

@@ -106,12 +106,16 @@ def mutate_sequence(
     return seq[:12]
 
 
-def drop_useless(sequence: list, pass_new_arcs: list[int]) -> list:
-    """The sequence without passes that reached no new arcs (`pass_new_arcs[k]` counts them for pass k)."""
-    if len(pass_new_arcs) != len(sequence):
+def drop_useless(sequence: list, pass_new_arcs: list[int], later_new: int = 0) -> list:
+    """The sequence without the passes that reached no new arcs (`pass_new_arcs[k]` counts them for pass
+    k) after the last one that did. Only trailing passes go: a pass that reached nothing new itself may
+    still make the IR that a later pass's new arcs depend on. When no pass reached new arcs, or a stage
+    after the passes did (`later_new`: the round trip, the run, the compiler see the whole sequence's
+    output), the sequence is kept whole."""
+    if len(pass_new_arcs) != len(sequence) or later_new > 0:
         return sequence
-    kept = [item for item, new in zip(sequence, pass_new_arcs) if new > 0]
-    return kept or sequence[:1]
+    last = max((k for k, new in enumerate(pass_new_arcs) if new > 0), default=-1)
+    return sequence[: last + 1] if last >= 0 else sequence
 
 
 __all__ = [

@@ -6,10 +6,12 @@ Symptoms (the `symptom` of a bug):
   subclasses are the documented answer to input a stage refuses (a pass that does not apply, a fault of the
   interpreted program) and are not bugs;
 - "verify-after-pass": the verifier rejects what a pass produced (PassContext with VerifyAfter);
+- "verify-after-schedule": the verifier rejects what the test's schedule primitives produced;
 - "roundtrip": print -> parse is not structurally equal, or printing again gives other text, or the
   printed text does not parse (before and after the passes);
 - "wrong-result": the interpreter on the transformed IR disagrees with the interpreter on the original
-  (or raises where the original did not); the compiled kernel disagrees with the interpreter (when
+  (or raises where the original did not), or on the scheduled program (a test's schedule steps,
+  mutate_schedule.py, applied before the passes); the compiled kernel disagrees with the interpreter (when
   `shapeflow.build` exists and the test has no possible race or out-of-bounds access);
 - "crash" and "timeout" are decided by the campaign (a worker that died by a signal, or ran too long).
 """
@@ -27,6 +29,7 @@ import numpy as np
 from shapeflow.errors import Error, VerifyError
 from shapeflow.fuzz.inputs import choose_dims, copy_arguments, iteration_cost, make_arguments
 from shapeflow.fuzz.mutate_passes import build_passes
+from shapeflow.fuzz.mutate_schedule import apply_schedule
 from shapeflow.ir import expr as E
 from shapeflow.ir.functor import collect
 from shapeflow.ir.module import IRModule
@@ -50,6 +53,7 @@ class TestCase:
     origin: str = ""
     kind: str = "tir"  # "tir": `ir` is a PrimFunc; "graph": `ir` is a graph module (graph_oracles.py)
     recipe: dict | None = None  # a graph test's recipe (graph_gen.py), what its mutators edit
+    schedule: list = field(default_factory=list)  # schedule-primitive steps (mutate_schedule.py)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1)
@@ -65,6 +69,7 @@ class TestCase:
             data.get("origin", ""),
             data.get("kind", "tir"),
             data.get("recipe"),
+            data.get("schedule") or [],
         )
 
     def func(self) -> PrimFunc:
@@ -109,7 +114,7 @@ class _Stages:
     def enter(self, label: str, code: int = 0) -> None:
         self.current = label
         if self.tracker is not None:
-            self.tracker.switch(label)
+            self.tracker.switch(label, traced=code not in UNTRACED_STAGES)
         if self.cell is not None:
             self.cell.value = code
 
@@ -124,9 +129,14 @@ STAGE_CODES = {
     "transformed": 5,
     "compile": 6,
     "tvm": 7,
+    "schedule": 8,
 }
 RUN_STAGES = {3, 5}
 TVM_STAGE = 7
+# Not measured by coverage: the reference interpreter running the test program, and apache-tvm. They are
+# oracles, not the system under test, and under the tracer the interpreter is the slowest part of a test.
+UNTRACED_STAGES = RUN_STAGES | {TVM_STAGE}
+MINIMIZING_STAGE = 99  # the worker minimizes a bug it found (its deadline is extended once)
 
 
 def _guard(stages: _Stages, fn, *args):
@@ -233,8 +243,22 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle, tvm_or
     except Error:
         out.status = "invalid"
         return
+    scheduled = func
+    if test.schedule:
+        stages.enter("schedule", STAGE_CODES["schedule"])
+        try:
+            scheduled = _guard(stages, apply_schedule, func, test.schedule)
+        except Error:  # ScheduleError: a step that does not apply (any more) makes an invalid test
+            out.status = "invalid"
+            return
+        try:
+            verify(scheduled)
+        except VerifyError as exc:
+            raise Bug("verify-after-schedule", "schedule", str(exc), traceback.format_exc()) from None
     stages.enter("roundtrip", 2)
     _guard(stages, check_roundtrip, func, "roundtrip")
+    if scheduled is not func:
+        _guard(stages, check_roundtrip, scheduled, "roundtrip after schedule")
 
     stages.enter("reference", 3)
     expected = args = None
@@ -251,7 +275,10 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle, tvm_or
         stages.enter("tvm", TVM_STAGE)
         _tvm_stage(func, args, expected, out)
 
-    mod = IRModule({"main": func})
+    if scheduled is not func and out.ran:
+        stages.enter("scheduled", 5)
+        _compare_run(stages, run, scheduled, args, expected, func, out, "interpret scheduled")
+    mod = IRModule({"main": scheduled})
     passes = build_passes(test.passes)
     ctx = PassContext(opt_level=3, instruments=[VerifyAfter()])
     for k, p in enumerate(passes):
@@ -274,16 +301,7 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle, tvm_or
     if not out.ran:
         return
     stages.enter("transformed", 5)
-    actual = copy_arguments(args)
-    try:
-        _guard(stages, run, transformed, *actual)
-    except Error as exc:
-        raise Bug(
-            "wrong-result", "interpret transformed", f"transformed IR raised {type(exc).__name__}: {exc}"
-        ) from None
-    diff = compare_arrays(expected, actual)
-    if diff and not _order_dependent(func, out):
-        raise Bug("wrong-result", "interpret transformed", f"transformed IR vs original: {diff}")
+    _compare_run(stages, run, transformed, args, expected, func, out, "interpret transformed")
 
     if compile_oracle is None:
         compile_oracle = random.Random(test.seed).random() < 0.25
@@ -300,6 +318,20 @@ def _check(test: TestCase, stages: _Stages, out: Outcome, compile_oracle, tvm_or
     diff = compare_arrays(expected, compiled)
     if diff and not _order_dependent(func, out):
         raise Bug("wrong-result", "compiled", f"compiled kernel vs interpreter: {diff}")
+
+
+def _compare_run(stages: _Stages, run, func: PrimFunc, args, expected, original, out, stage: str) -> None:
+    """Interpret `func` on copies of `args`; a raise or a difference from `expected` is a wrong result
+    (unless `original` is order dependent: then there is no single right answer)."""
+    what = stage.split()[-1]
+    actual = copy_arguments(args)
+    try:
+        _guard(stages, run, func, *actual)
+    except Error as exc:
+        raise Bug("wrong-result", stage, f"{what} IR raised {type(exc).__name__}: {exc}") from None
+    diff = compare_arrays(expected, actual)
+    if diff and not _order_dependent(original, out):
+        raise Bug("wrong-result", stage, f"{what} IR vs original: {diff}")
 
 
 def _order_dependent(func: PrimFunc, out: Outcome) -> bool:
@@ -376,4 +408,5 @@ __all__ = [
     "STAGE_CODES",
     "RUN_STAGES",
     "TVM_STAGE",
+    "MINIMIZING_STAGE",
 ]

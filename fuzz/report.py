@@ -32,7 +32,8 @@ def report(out_dir: Path, stream) -> dict:
         fh.write("elapsed_s,tests,arcs\n")
         for r in rows:
             fh.write(f"{r['elapsed_s']:.2f},{int(r['tests'])},{int(r['arcs'])}\n")
-    plotted = _plot(rows, target / "coverage.png")
+    plot_note = _plot(rows, target / "coverage.png")
+    plotted = plot_note is None
     tests, elapsed = stats.get("tests", 0), stats.get("elapsed", 0.0)
     numbers = {
         "tests": tests,
@@ -44,7 +45,7 @@ def report(out_dir: Path, stream) -> dict:
         "corpus": int(rows[-1]["corpus"]) if rows else 0,
         "bugs": len(findings),
         "tvm_bugs": sum(1 for f in findings if str(f.get("symptom", "")).startswith("tvm")),
-        "plot": str(target / "coverage.png") if plotted else None,
+        "plot": str(target / "coverage.png") if plotted else f"not drawn: {plot_note}",
     }
     tvm = {k[4:]: v for k, v in stats.items() if k.startswith("tvm_")}
     if tvm:  # the differential oracle's verdicts (agree, not_translatable, refused, filtered, ...)
@@ -60,24 +61,27 @@ def report(out_dir: Path, stream) -> dict:
     return numbers
 
 
-def _plot(rows: list[dict], path: Path) -> bool:
+def _plot(rows: list[dict], path: Path) -> str | None:
+    """Draw coverage over time and over tests; None when drawn, else why not (the report says it)."""
     try:
         import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
-    except Exception:
-        return False
+    except ImportError:
+        return "matplotlib is not installed (pip install 'shapeflow[fuzz]' or pip install matplotlib)"
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot([r["elapsed_s"] for r in rows], [r["arcs"] for r in rows])
     left.set_xlabel("seconds")
     left.set_ylabel("arcs covered")
     right.plot([r["tests"] for r in rows], [r["arcs"] for r in rows])
     right.set_xlabel("tests")
+    right.set_ylabel("arcs covered")
+    fig.suptitle("shapeflow fuzz: arc coverage")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-    return True
+    return None
 
 
 __all__ = ["report", "read_rows"]

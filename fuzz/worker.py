@@ -18,11 +18,16 @@ from shapeflow.fuzz.findings import atomic_write, bug_key
 from shapeflow.fuzz.generate import generate_prim_func
 from shapeflow.fuzz.mutate_ir import mutate
 from shapeflow.fuzz.mutate_passes import default_sequence, mutate_sequence
-from shapeflow.fuzz.oracles import TestCase, check
+from shapeflow.fuzz.mutate_schedule import apply_schedule, random_schedule
+from shapeflow.fuzz.oracles import MINIMIZING_STAGE, TestCase, check
 
 MODES = ("full", "ir-only", "passes-only", "generate-only", "graph")
-FRESH_SHARE = 0.35  # of the full fuzzer's tests that start from a freshly generated program
+FRESH_SHARE = 0.35  # of the full fuzzer's tests that start from a freshly generated program (campaign.py)
 TEXT_SHARE = 0.2  # of IR mutants whose printed text is mutated too (mutate_text.py: parser, verifier)
+SCHEDULE_SHARE = 0.3  # of IR mutations that add schedule-primitive steps (mutate_schedule.py) instead
+# How many IR mutations a mutant stacks (AFL's havoc): mostly a few, sometimes many, so that one test can
+# step further from its parent than a single edit while most mutants stay close enough to stay valid.
+STACKING = (1, 1, 2, 2, 3, 4, 6, 8)
 
 
 def build_test(task: dict) -> TestCase:
@@ -35,37 +40,72 @@ def build_test(task: dict) -> TestCase:
     mode = task["mode"]
     if mode == "graph":
         return build_graph_test(task, rng)
-    # The full fuzzer also draws fresh programs now and then (and mutates some of them at once): the
-    # corpus alone converges on the seeds' dtypes and shapes, generation keeps bringing new ones.
-    fresh = mode == "full" and rng.random() < FRESH_SHARE
-    if mode == "generate-only" or task.get("parent") is None or fresh:
-        seq = default_sequence()
-        if rng.randint(0, 1):
-            seq = mutate_sequence(seq, rng)
-        func, flags, origin = generate_prim_func(rng), set(), ["generated"]
-        if fresh and rng.randint(0, 1):
+    if mode == "generate-only" or task.get("parent") is None:
+        return _fresh_test(task, rng, mutate_too=mode == "full")
+    parent = TestCase.from_json(task["parent"])
+    # The campaign's operator schedule names the kind of mutation (energy.py); without it, a fixed mix.
+    what = task.get("op") or {"ir-only": "ir", "passes-only": "passes"}.get(mode)
+    what = what or rng.choice(["ir", "passes", "both", "ir"])
+    ir, flags, passes, origin, schedule = parent.ir, set(parent.flags), parent.passes, [], parent.schedule
+    if what in ("ir", "both", "schedule"):
+        func = parent.func()
+        if what == "schedule":
+            schedule_now = True
+        elif what == "ir" and "op" in task:
+            schedule_now = False  # the operator schedule draws "schedule" itself
+        else:
+            schedule_now = rng.random() < SCHEDULE_SHARE
+        added = random_schedule(func, rng, schedule, rng.randint(1, 3)) if schedule_now else []
+        if added:
+            schedule = [*schedule, *added]
+            origin.append("schedule:" + ",".join(step["p"] for step in added))
+        else:
+            func = _scheduled(func, schedule)  # the parent's schedule becomes part of the mutant's IR
+            schedule = []
+            for _ in range(rng.choice(STACKING)):
+                found = mutate(func, rng)
+                if found is not None:
+                    func, flags = found.func, flags | found.flags
+                    origin.append(found.name)
+            ir = to_text(func)
+            if rng.random() < TEXT_SHARE:
+                ir, origin = _text_mutant(ir, rng, origin)
+    if what in ("passes", "both"):
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            passes = mutate_sequence(passes, rng, task.get("others"))
+        origin.append("passes")
+    return TestCase(ir, passes, task["test_seed"], sorted(flags), "+".join(origin), schedule=schedule)
+
+
+def _fresh_test(task: dict, rng: random.Random, mutate_too: bool) -> TestCase:
+    """A generated program with the default pass sequence (mutated half of the time); the full fuzzer
+    also mutates half of them at once (an IR mutation or schedule steps)."""
+    from shapeflow.ir.text import to_text  # noqa: PLC0415
+
+    seq = default_sequence()
+    if rng.randint(0, 1):
+        seq = mutate_sequence(seq, rng)
+    func, flags, origin, schedule = generate_prim_func(rng), set(), ["generated"], []
+    if mutate_too and rng.randint(0, 1):
+        if rng.random() < SCHEDULE_SHARE:
+            schedule = random_schedule(func, rng, (), rng.randint(1, 3))
+            origin += ["schedule"] if schedule else []
+        else:
             found = mutate(func, rng)
             if found is not None:
                 func, flags = found.func, set(found.flags)
                 origin.append(found.name)
-        return TestCase(to_text(func), seq, task["test_seed"], sorted(flags), "+".join(origin))
-    parent = TestCase.from_json(task["parent"])
-    what = {"ir-only": "ir", "passes-only": "passes"}.get(mode) or rng.choice(["ir", "passes", "both", "ir"])
-    ir, flags, passes, origin = parent.ir, set(parent.flags), parent.passes, []
-    if what in ("ir", "both"):
-        func = parent.func()
-        for _ in range(rng.randint(1, 3)):
-            found = mutate(func, rng)
-            if found is not None:
-                func, flags = found.func, flags | found.flags
-                origin.append(found.name)
-        ir = to_text(func)
-        if rng.random() < TEXT_SHARE:
-            ir, origin = _text_mutant(ir, rng, origin)
-    if what in ("passes", "both"):
-        passes = mutate_sequence(passes, rng, task.get("others"))
-        origin.append("passes")
-    return TestCase(ir, passes, task["test_seed"], sorted(flags), "+".join(origin))
+    return TestCase(to_text(func), seq, task["test_seed"], sorted(flags), "+".join(origin), schedule=schedule)
+
+
+def _scheduled(func, schedule: list):
+    """`func` with `schedule` applied, or `func` itself when a step no longer applies."""
+    if not schedule:
+        return func
+    try:
+        return apply_schedule(func, schedule)
+    except Error:
+        return func
 
 
 def build_graph_test(task: dict, rng: random.Random) -> TestCase:
@@ -131,6 +171,31 @@ def _minimize(test: TestCase, outcome, seconds: float) -> TestCase | None:
         return None
 
 
+def _minimize_lost(task: dict) -> dict:
+    """Minimize a crash or timeout of the campaign with every candidate run isolated (isolated.py)."""
+    from shapeflow.fuzz.isolated import minimize_lost  # noqa: PLC0415
+
+    test = TestCase.from_json(task["test"])
+    try:
+        best, note = minimize_lost(
+            test,
+            task["symptom"],
+            task["stage"],
+            task.get("exitcode"),
+            task["timeout"],
+            task["seconds"],
+            compile_oracle=task.get("compile"),
+            tvm_oracle=bool(task.get("tvm")),
+            preload=tuple(task.get("preload", ())),
+        )
+    except Exception as exc:  # noqa: BLE001  the finding stays as recorded; say why
+        best, note = None, f"minimization failed: {type(exc).__name__}: {exc}"
+    return {"minimized_for": task["key"], "minimized": best.to_json() if best else None, "note": note}
+
+
+LATER_LABELS = ("roundtrip-after", "transformed", "compile")  # the stages that see the passes' output
+
+
 def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dict) -> None:
     """The worker loop; exits on a None task or when the campaign process is gone."""
     parent_pid = os.getppid()
@@ -149,6 +214,9 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
             continue
         if task is None:
             return
+        if task["kind"] == "minimize-lost":
+            results.put({"wid": wid, **_minimize_lost(task)})
+            continue
         try:
             test = build_test(task)
         except Exception:
@@ -164,14 +232,20 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
             labels = tracker.stop() if tracker is not None else {}
         stage_cell.value = 0
         minimized = None
-        if outcome.is_bug and options.get("minimize", True):
+        if outcome.is_bug and options.get("minimize", True) and not task.get("no_minimize"):
+            stage_cell.value = MINIMIZING_STAGE
             found = _minimize(test, outcome, options.get("minimize_seconds", 20.0))
             minimized = found.to_json() if found is not None else None
             if found is not None and outcome.symptom.startswith("tvm"):
                 again = check(found, compile_oracle=False, tvm_oracle=True)
                 if again.is_bug and bug_key(again) == bug_key(outcome):
                     outcome.extra = again.extra  # the TVM reproducer of the minimized program
+            stage_cell.value = 0
         arcs = set().union(*labels.values()) if labels else set()
+        try:  # the test is over: before the answer, so that a campaign that stops on it finds it done
+            current.unlink()
+        except OSError:
+            pass
         results.put(
             {
                 "wid": wid,
@@ -179,13 +253,10 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
                 "outcome": outcome.__dict__,
                 "arcs": sorted(arcs),
                 "pass_arcs": [sorted(labels.get(label, ())) for label in outcome.pass_labels],
+                "later_arcs": sorted(set().union(*(labels.get(label, ()) for label in LATER_LABELS))),
                 "minimized": minimized,
             }
         )
-        try:
-            current.unlink()
-        except OSError:
-            pass
 
 
 __all__ = ["MODES", "build_test", "worker_main"]

@@ -1,0 +1,107 @@
+"""Coverage feedback steering the campaign: which corpus entry to mutate next (an AFL-style power
+schedule) and which kind of mutation to use (an operator schedule).
+
+A uniform pick spends most tests on entries that stopped paying off long ago (the seeds, mostly), and a
+pick biased only to recent entries forgets productive old ones. Here each entry keeps what coverage told
+the campaign about it: the arcs it added when it joined (`gain`), how often it was mutated (`picks`) and
+how many of its mutants joined the corpus in turn (`finds`). An entry's chance of producing a new-arc
+mutant is estimated with a Beta(1 + finds, 1 + picks - finds) posterior and sampled (Thompson sampling),
+weighted by log2(1 + gain): new entries are explored, entries whose mutants keep finding arcs are mutated
+more, exhausted ones less, and nothing is starved for ever.
+
+Without coverage feedback (the `--no-coverage` ablation) none of these counts exist; `pick` then falls
+back to the coverage-blind choice (recent entries half of the time, else uniform).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+
+@dataclass
+class EntryStats:
+    gain: int = 1  # arcs the entry added when it joined the corpus
+    picks: int = 0  # times it was the parent of a test
+    finds: int = 0  # its mutants that joined the corpus
+
+
+class PowerSchedule:
+    """Entry statistics parallel to the campaign's corpus list, and the parent choice they drive."""
+
+    def __init__(self, rng: random.Random, feedback: bool = True):
+        self.rng = rng
+        self.feedback = feedback
+        self.entries: list[EntryStats] = []
+
+    def add(self, gain: int) -> None:
+        self.entries.append(EntryStats(gain=max(1, gain)))
+
+    def credit(self, parent: int | None, kept: bool) -> None:
+        """Count a finished test of `parent` (and whether its mutant joined the corpus)."""
+        if parent is None or not 0 <= parent < len(self.entries):
+            return
+        entry = self.entries[parent]
+        entry.picks += 1
+        entry.finds += int(kept)
+
+    def pick(self) -> int:
+        n = len(self.entries)
+        if not self.feedback:
+            if self.rng.random() < 0.5:
+                return self.rng.randrange(n)
+            return n - 1 - min(int(self.rng.expovariate(1 / 8)), n - 1)
+        best, best_score = 0, -1.0
+        for k, e in enumerate(self.entries):
+            fails = max(0, e.picks - e.finds)
+            score = self.rng.betavariate(1 + e.finds, 1 + fails) * (1 + math.log2(1 + e.gain))
+            if score > best_score:
+                best, best_score = k, score
+        return best
+
+
+# What a test of each mode may do, and how often when coverage says nothing (the blind mix, which is
+# also what the `--no-coverage` ablation uses): a fresh program, IR mutators, schedule steps, pass-sequence
+# mutation, or IR and passes together.
+BLIND_MIX: dict[str, dict[str, float]] = {
+    "full": {"fresh": 0.35, "ir": 0.25, "schedule": 0.15, "passes": 0.12, "both": 0.13},
+    "ir-only": {"ir": 0.6, "schedule": 0.4},
+    "passes-only": {"passes": 1.0},
+    "generate-only": {"fresh": 1.0},
+}
+
+
+class OperatorSchedule:
+    """Which kind of mutation the next test uses, adapted to what has been paying off (after MOpt).
+
+    Each kind keeps an exponentially weighted average of the new arcs its tests reached. Kinds are drawn
+    with probability proportional to that yield, mixed with the blind mix (a fifth of the draws) so that
+    a kind that went quiet is still tried and can come back. Early on, generation and schedule steps open
+    whole new parts of the compiler; later the pass and IR mutators that still find arcs get the tests.
+    """
+
+    EXPLORE = 0.2
+    DECAY = 0.05
+
+    def __init__(self, rng: random.Random, mode: str, feedback: bool = True):
+        self.rng = rng
+        self.mix = BLIND_MIX.get(mode, {"ir": 1.0})
+        self.feedback = feedback
+        self.yields = {op: 8.0 for op in self.mix}  # optimistic: every kind is tried early on
+        self.uses = {op: 0 for op in self.mix}
+
+    def pick(self) -> str:
+        ops = list(self.mix)
+        if not self.feedback or self.rng.random() < self.EXPLORE:
+            return self.rng.choices(ops, [self.mix[o] for o in ops])[0]
+        return self.rng.choices(ops, [self.yields[o] + 0.05 for o in ops])[0]
+
+    def credit(self, op: str | None, new_arcs: int) -> None:
+        if op not in self.yields:
+            return
+        self.uses[op] += 1
+        self.yields[op] += self.DECAY * (new_arcs - self.yields[op])
+
+
+__all__ = ["BLIND_MIX", "EntryStats", "OperatorSchedule", "PowerSchedule"]
