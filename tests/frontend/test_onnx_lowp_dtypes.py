@@ -325,3 +325,31 @@ def test_casts_between_storage_types_go_through_their_values():
         bad = np.flatnonzero(_bits(g) != _bits(want))
         assert bad.size == 0, f"{s}->{d} saturate={k}: bits {patterns[bad[:5]]} -> {_bits(g)[bad[:5]]}"
         np.testing.assert_array_equal(_bits(i), _bits(want))
+
+
+@pytest.mark.parametrize("weight_type", ["INT4", "UINT4", "FLOAT8E4M3FN"])
+def test_weight_only_quantized_matmul(weight_type):
+    """The deployment pattern: a low-precision weight initializer dequantized per output channel, then a
+    MatMul over a symbolic batch."""
+    rng = np.random.default_rng(3)
+    dtype = ALL[weight_type]
+    if weight_type in INTS:
+        info = ml_dtypes.iinfo(dtype)
+        w = rng.integers(int(info.min), int(info.max) + 1, size=(64, 32)).astype(dtype)
+        zp = rng.integers(int(info.min), int(info.max) + 1, size=32).astype(dtype)
+    else:
+        w = (rng.standard_normal((64, 32)) * 8).astype(dtype)
+        zp = np.zeros(32, dtype)
+    scale = rng.uniform(0.01, 0.1, size=32).astype(np.float32)
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (scale, "scale"), (zp, "zp"))]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w", "scale", "zp"], ["wd"], axis=1),
+        helper.make_node("MatMul", ["x", "wd"], ["y"]),
+    ]
+    model = _model([_info("x", "FLOAT", ["batch", 64])], nodes, [_info("y", "FLOAT", ["batch", 32])], inits)
+    exe = shapeflow.compile(model, target="cpu", dims={"batch": (1, 64)})
+    reference = ReferenceEvaluator(model)
+    for batch in (1, 7, 64):
+        x = rng.standard_normal((batch, 64)).astype(np.float32)
+        (want,) = reference.run(None, {"x": x})
+        np.testing.assert_allclose(exe(x), want, rtol=1e-5, atol=1e-5)
