@@ -186,15 +186,23 @@ class _BlockFuser:
         last = {}
         for i, u in enumerate(unit_of):
             last[u] = i
+        # Who uses each variable, once per block: asking every group to scan all other bindings was
+        # quadratic (seconds on ResNet-50).
+        users: dict[int, set[int]] = {}
+        for k, b in enumerate(bindings):
+            for v in used_vars(b.value):
+                users.setdefault(id(v), set()).add(k)
         out: list[G.Binding] = []
         for unit in nx.lexicographical_topological_sort(units, key=lambda u: last[u]):
             if unit[0] == "b":
                 out.append(bindings[unit[1]])
             else:
-                out.extend(self.emit_group(block, groups[unit[1]]))
+                out.extend(self.emit_group(block, groups[unit[1]], users))
         return G.DataflowBlock(tuple(out))
 
-    def emit_group(self, block: G.DataflowBlock, members: list[int]) -> list[G.Binding]:
+    def emit_group(
+        self, block: G.DataflowBlock, members: list[int], users: dict[int, set[int]]
+    ) -> list[G.Binding]:
         bindings = [block.bindings[i] for i in members]
         member_ids = {id(b.var) for b in bindings}
         inputs: list[G.GraphVar] = []
@@ -202,10 +210,11 @@ class _BlockFuser:
             for v in used_vars(b.value):
                 if id(v) not in member_ids and all(v is not w for w in inputs):
                     inputs.append(v)
-        outside = [b for k, b in enumerate(block.bindings) if k not in members]
-        used_outside = {id(v) for b in outside for v in used_vars(b.value)}
+        inside = set(members)
         outputs = [
-            b.var for b in bindings if not isinstance(b.var, G.DataflowVar) or id(b.var) in used_outside
+            b.var
+            for b in bindings
+            if not isinstance(b.var, G.DataflowVar) or not users.get(id(b.var), set()) <= inside
         ]
         # Symbolic Vars the group needs that its inputs' types do not define travel as a shape argument.
         defined = {id(s) for v in inputs for s in type_vars(v.type)}
