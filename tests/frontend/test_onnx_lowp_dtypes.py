@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -353,3 +355,26 @@ def test_weight_only_quantized_matmul(weight_type):
         x = rng.standard_normal((batch, 64)).astype(np.float32)
         (want,) = reference.run(None, {"x": x})
         np.testing.assert_allclose(exe(x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def float8_encoders():
+    """One executable casting float32 to each float8 type, saturating and not."""
+    variants = [(n, s) for n in FLOAT8 for s in (1, 0)]
+    nodes = [
+        helper.make_node("Cast", ["x"], [f"{n}_{s}"], to=getattr(TensorProto, n), saturate=s)
+        for n, s in variants
+    ]
+    model = _model([_info("x", "FLOAT", ["n"])], nodes, [_info(f"{n}_{s}", n, ["n"]) for n, s in variants])
+    return variants, shapeflow.compile(model, target="cpu")
+
+
+@settings(deadline=None, max_examples=60)
+@given(xs=st.lists(st.floats(width=32, allow_nan=False) | st.just(float("nan")), min_size=1, max_size=40))
+def test_float8_encoding_of_arbitrary_float32_is_bit_exact(float8_encoders, xs):
+    variants, exe = float8_encoders
+    x = np.array(xs, np.float32)
+    for (name, saturate), got in zip(variants, exe(x)):
+        dtype = FLOAT8[name]
+        want = numpy_helper.saturate_cast(x, dtype) if saturate else x.astype(dtype)
+        np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=f"{name} saturate={saturate}: {x}")
