@@ -120,8 +120,10 @@ class Campaign:
             path.unlink()
         if not self.corpus:
             for test in self._seed_tests():
+                self.pending.append(
+                    {"kind": "run", "test": test.to_json(), "seed_run": True, "seed_index": len(self.corpus)}
+                )
                 self._add_to_corpus(test)
-                self.pending.append({"kind": "run", "test": test.to_json(), "seed_run": True})
 
     def _seed_tests(self) -> list[TestCase]:
         from shapeflow.fuzz.seeds import graph_seed_tests, seed_functions  # noqa: PLC0415
@@ -133,11 +135,11 @@ class Campaign:
             for origin, func in seed_functions(self.rng, self.o.generated_seeds)
         ]
 
-    def _add_to_corpus(self, test: TestCase, gain: int = 1) -> None:
+    def _add_to_corpus(self, test: TestCase, gain: int = 1, cost: float = 0.0) -> None:
         atomic_write(self.out / "corpus" / f"c{self.next_id:06d}.json", test.to_json())
         self.next_id += 1
         self.corpus.append(test)
-        self.power.add(gain)
+        self.power.add(gain, cost)
 
     # -- tasks ---------------------------------------------------------------------------------
     def _next_task(self) -> dict:
@@ -162,6 +164,7 @@ class Campaign:
             self.stats["invalid"] += 1
             return
         self.stats["tests"] += 1
+        self.stats["cpu_s"] = self.stats.get("cpu_s", 0.0) + msg.get("cpu_s", 0.0)
         test = TestCase.from_json(msg["test"])
         outcome = Outcome(**msg["outcome"])
         if outcome.extra.get("tvm"):
@@ -173,6 +176,7 @@ class Campaign:
         self.cmap.merge(msg["arcs"])
         if worker.task and worker.task.get("seed_run"):
             self.stats["seed_arcs"] = len(self.cmap)
+            self.power.set_cost(worker.task.get("seed_index"), msg.get("cpu_s", 0.0))
         task = worker.task or {}
         self.ops.credit(task.get("op"), new)
         if outcome.status == "invalid":
@@ -188,7 +192,8 @@ class Campaign:
         self.power.credit(task.get("parent_index"), kept=keep)
         if keep:
             passes = drop_useless(test.passes, pass_new, later_new) if self.o.coverage else test.passes
-            self._add_to_corpus(dataclasses.replace(test, passes=passes), gain=new)
+            cost = msg.get("cpu_s", 0.0)
+            self._add_to_corpus(dataclasses.replace(test, passes=passes), gain=new, cost=cost)
 
     def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> tuple[str, bool]:
         self.stats["bug_hits"] += 1

@@ -7,7 +7,10 @@ the campaign about it: the arcs it added when it joined (`gain`), how often it w
 how many of its mutants joined the corpus in turn (`finds`). An entry's chance of producing a new-arc
 mutant is estimated with a Beta(1 + finds, 1 + picks - finds) posterior and sampled (Thompson sampling),
 weighted by log2(1 + gain): new entries are explored, entries whose mutants keep finding arcs are mutated
-more, exhausted ones less, and nothing is starved for ever.
+more, exhausted ones less, and nothing is starved for ever. As in AFL, an entry whose own test ran fast
+gets more energy and a slow one less (by its CPU time against the corpus median, within 4x): in a campaign
+of fixed length, productive but expensive entries (long schedules, big stacked mutants) would otherwise
+take over and cut the number of tests.
 
 Without coverage feedback (the `--no-coverage` ablation) none of these counts exist; `pick` then falls
 back to the coverage-blind choice (recent entries half of the time, else uniform).
@@ -25,6 +28,7 @@ class EntryStats:
     gain: int = 1  # arcs the entry added when it joined the corpus
     picks: int = 0  # times it was the parent of a test
     finds: int = 0  # its mutants that joined the corpus
+    cost: float = 0.0  # CPU seconds its own test took (0: unknown)
 
 
 class PowerSchedule:
@@ -34,9 +38,18 @@ class PowerSchedule:
         self.rng = rng
         self.feedback = feedback
         self.entries: list[EntryStats] = []
+        self._costs: list[float] = []
 
-    def add(self, gain: int) -> None:
-        self.entries.append(EntryStats(gain=max(1, gain)))
+    def add(self, gain: int, cost: float = 0.0) -> None:
+        self.entries.append(EntryStats(gain=max(1, gain), cost=cost))
+        if cost > 0:
+            self._costs.append(cost)
+
+    def set_cost(self, index: int | None, cost: float) -> None:
+        """The CPU time of an entry's own test, once known (the seeds run after they joined)."""
+        if index is not None and 0 <= index < len(self.entries) and cost > 0:
+            self.entries[index].cost = cost
+            self._costs.append(cost)
 
     def credit(self, parent: int | None, kept: bool) -> None:
         """Count a finished test of `parent` (and whether its mutant joined the corpus)."""
@@ -52,10 +65,13 @@ class PowerSchedule:
             if self.rng.random() < 0.5:
                 return self.rng.randrange(n)
             return n - 1 - min(int(self.rng.expovariate(1 / 8)), n - 1)
+        typical = sorted(self._costs)[len(self._costs) // 2] if self._costs else 0.0
         best, best_score = 0, -1.0
         for k, e in enumerate(self.entries):
             fails = max(0, e.picks - e.finds)
             score = self.rng.betavariate(1 + e.finds, 1 + fails) * (1 + math.log2(1 + e.gain))
+            if typical > 0 and e.cost > 0:  # in equal time, a test twice as fast is worth twice as much
+                score *= min(4.0, max(0.25, typical / e.cost))
             if score > best_score:
                 best, best_score = k, score
         return best

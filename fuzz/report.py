@@ -39,6 +39,7 @@ def report(out_dir: Path, stream) -> dict:
         "tests": tests,
         "elapsed_s": round(elapsed, 2),
         "tests_per_s": round(tests / elapsed, 2) if elapsed else 0.0,
+        "tests_per_cpu_s": round(tests / stats["cpu_s"], 2) if stats.get("cpu_s") else 0.0,
         "valid_rate": round(stats.get("valid", 0) / tests, 3) if tests else 0.0,
         "arcs": int(rows[-1]["arcs"]) if rows else 0,
         "seed_arcs": stats.get("seed_arcs", 0),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import time
 import traceback
 from pathlib import Path
 
@@ -217,6 +218,7 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
         if task["kind"] == "minimize-lost":
             results.put({"wid": wid, **_minimize_lost(task)})
             continue
+        cpu_start = time.process_time()
         try:
             test = build_test(task)
         except Exception:
@@ -255,6 +257,7 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
                 "pass_arcs": [sorted(labels.get(label, ())) for label in outcome.pass_labels],
                 "later_arcs": sorted(set().union(*(labels.get(label, ()) for label in LATER_LABELS))),
                 "minimized": minimized,
+                "cpu_s": time.process_time() - cpu_start,  # what the test cost this core, whatever the load
             }
         )
 
