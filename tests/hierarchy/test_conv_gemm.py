@@ -291,3 +291,41 @@ def _loops(stmt, kind):
     from shapeflow.ir.functor import collect
 
     return collect(stmt, kind)
+
+
+def test_pooling_kernels_get_parallel_schedules_and_match():
+    """Max / average pooling (padded or not) and global average pooling come out of the default rules with
+    a parallel loop (they are reductions, or opaque when a padding stage branches: row-parallel)."""
+    from shapeflow.ir.functor import collect
+    from shapeflow.ir.tir.function import PrimFunc
+    from shapeflow.ir.tir.stmt import For, ForKind
+    from shapeflow.passes.graph import graph_pipeline
+    from shapeflow.passes.graph.schedule_rules import SplitGemm
+    from shapeflow.passes.tir.default_schedule import apply_default_schedule
+
+    n = Var("n")
+    x = GraphVar("x", TensorType((n, 16, 40, 40), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(op.relu(op.conv2d(x, _weights(16, 16, 3, 3), 2, 1)))
+            p = bb.emit(op.max_pool2d(y, (3, 3), (2, 2), (1, 1)))
+            q = bb.emit(op.avg_pool2d(p, (2, 2), (1, 1), (0, 0)))
+            out = bb.emit_output(op.mean(q, (2, 3), True))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    lowered = SplitGemm()(graph_pipeline(2)(mod))
+    pools = {
+        name: f
+        for name, f in lowered.items()
+        if isinstance(f, PrimFunc) and any(s in name for s in ("pool", "mean"))
+    }
+    assert len(pools) >= 3, sorted(pools)
+    for name, f in pools.items():
+        scheduled = apply_default_schedule(f, bounds={"n": (1, 8)})
+        kinds = {loop.kind for loop in collect(scheduled.body, For)}
+        assert ForKind.PARALLEL in kinds, name
+    exe = sf.compile(mod, dims={"n": (1, 8)})
+    for b in (1, 8):
+        xv = rng.standard_normal((b, 16, 40, 40)).astype("float32")
+        np.testing.assert_allclose(exe(xv), run(mod, xv), rtol=1e-4, atol=1e-5)
