@@ -4,6 +4,7 @@
 - context.py: values by ONNX tensor name, values known at import time (symbolic shapes), dtype mapping
 - registry.py: the converter table (one entry per ONNX op type and opset range)
 - convert_*.py: the converters, by op family
+- lowp.py, lowp_codec.py: float8/float4/int4/int2 as storage types (uint8 bits) and their exact codecs
 """
 
 from shapeflow.frontend.onnx.importer import from_onnx
