@@ -18,11 +18,12 @@ For `for i in T.parallel(min, extent): body`, three pieces are emitted:
 The work estimate is computed where the loop starts, from the extents known then: trip count x the body's
 cost, where a statement costs about one unit per arithmetic operation, load and store (`CALL_COST` per
 call of a math function), an inner loop costs its trip count x its body (an inner extent is evaluated at
-the first iteration of the parallel loop; one that needs a value computed inside the body, or a buffer
-read, or a division by a non-constant, counts `UNKNOWN_TRIP`), and an `if` costs both branches. It is
-a double, so no product of extents overflows. Waking a thread team costs microseconds (and, on a loaded
-machine, a scheduler timeslice when a team thread is not running), so a small loop is faster on the
-calling thread; the threshold and how it was chosen are in shapeflow.runtime.threadpool.
+the first iteration of every loop, let variables at their values; one that needs a buffer read counts
+`UNKNOWN_TRIP`, and a division by a run-time value divides by at least 1), and an `if` costs its
+condition and its costlier branch. It is a double, so no product of extents overflows. Waking a thread
+team costs microseconds (and, on a loaded machine, a scheduler timeslice when a team thread is not
+running), so a small loop is faster on the calling thread; the threshold and how it was chosen are in
+shapeflow.runtime.threadpool.
 
 No Python and no GIL are involved. Parallel loops inside the body run serially.
 """
@@ -34,7 +35,8 @@ import llvmlite.ir as ir
 from shapeflow.codegen.llvm.context import FunctionContext
 from shapeflow.codegen.llvm.types import I32, PTR, VOID
 from shapeflow.ir import expr as E
-from shapeflow.ir.functor import collect
+from shapeflow.ir.functor import Mutator, collect, substitute
+from shapeflow.ir.node import init_fields_of
 from shapeflow.ir.tir.stmt import (
     Allocate,
     AssertStmt,
@@ -149,7 +151,7 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     else:
         wanted = b.sext(b.load(mod.global_i32(NUM_THREADS_SYMBOL), typ=I32), index_ty)
     threads = b.select(b.icmp_signed("<", extent, wanted), extent, wanted)
-    work = b.fmul(_nonnegative_double(b, extent), _as_double(b, _stmt_work(ctx, loop.body, loop, lo)))
+    work = b.fmul(_nonnegative_double(b, extent), _as_double(b, _loop_work(ctx, loop, lo)))
     min_work = b.load(mod.external_global(PARALLEL_MIN_WORK_SYMBOL, F64), typ=F64)
     team = ctx.function.append_basic_block("par.team")
     alone = ctx.function.append_basic_block("par.alone")
@@ -172,9 +174,22 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
 
 # -- the work estimate ---------------------------------------------------------------------------
 # Values are Python numbers while constant (folded here) and LLVM doubles once a run-time extent enters.
+# Extents are evaluated at the first iteration of everything: the parallel loop variable is its min, an
+# inner loop variable its loop's min, a let variable its value (all substituted into the extent).
 
-_SAFE_EXTENT_NODES = (E.Var, E.IntImm, E.Cast, E.Add, E.Sub, E.Mul, E.Min, E.Max)
-_CONSTANT_DIVISOR_NODES = (E.FloorDiv, E.FloorMod, E.Div, E.Mod)
+_SAFE_EXTENT_NODES = (E.Var, E.IntImm, E.Cast, E.Add, E.Sub, E.Mul, E.Min, E.Max, E.Select, E.Not)
+_SAFE_EXTENT_NODES += (E.EQ, E.NE, E.LT, E.LE, E.GT, E.GE, E.And, E.Or)
+_DIVISIONS = (E.FloorDiv, E.FloorMod, E.Div, E.Mod)
+
+
+class _NoTrap(Mutator):
+    """Divisions by a non-constant get the divisor max(b, 1): an estimate must not divide by zero."""
+
+    def generic_visit(self, node):
+        node = super().generic_visit(node)
+        if isinstance(node, _DIVISIONS) and not isinstance(node.b, E.IntImm):
+            return type(node)(node.a, E.max_expr(node.b, E.IntImm(node.b.dtype, 1)))
+        return node
 
 
 def _as_double(b: ir.IRBuilder, value) -> ir.Value:
@@ -200,77 +215,115 @@ def _mul(b: ir.IRBuilder, x, y):
     return b.fmul(_as_double(b, x), _as_double(b, y))
 
 
+def _max(b: ir.IRBuilder, x, y):
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return max(x, y)
+    x, y = _as_double(b, x), _as_double(b, y)
+    return b.select(b.fcmp_ordered(">", x, y), x, y)
+
+
 def _expr_work(expr) -> int:
-    """Operations in `expr`: one per arithmetic node and load, `CALL_COST` per call."""
-    work = 0
-    for node in collect(expr, E.PrimExpr):
-        if isinstance(node, E.Call):
-            work += CALL_COST
-        elif not isinstance(node, (E.Var, E.IntImm, E.FloatImm, E.StringImm)):
-            work += 1
-    return work
+    """Operations in `expr`: one per arithmetic node and load (its indices included, not its buffer's
+    shape), `CALL_COST` per call."""
+    if isinstance(expr, (E.Var, E.IntImm, E.FloatImm, E.StringImm)):
+        return 0
+    if isinstance(expr, E.BufferLoad):
+        return 1 + sum(_expr_work(i) for i in expr.indices)
+    own = CALL_COST if isinstance(expr, E.Call) else 1
+    for name in init_fields_of(type(expr)):
+        value = getattr(expr, name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, E.PrimExpr):
+                own += _expr_work(child)
+    return own
 
 
-def _evaluable(ctx: FunctionContext, expr, loop: For) -> bool:
-    """Whether `expr` can be computed before `loop` runs, with no memory read and no division that could
-    trap: integer arithmetic of variables defined outside the loop (or its loop variable)."""
-    for node in collect(expr, E.PrimExpr):
-        if isinstance(node, E.Var):
-            if node is not loop.loop_var and node not in ctx.env:
-                return False
-        elif isinstance(node, _CONSTANT_DIVISOR_NODES):
-            if not (isinstance(node.b, E.IntImm) and node.b.value != 0):
-                return False
-        elif not isinstance(node, _SAFE_EXTENT_NODES):
-            return False
-    return expr.dtype.is_int and expr.dtype.is_scalar
+class _WorkEstimate:
+    """The work of one iteration of a parallel loop's body, emitted where the loop starts."""
+
+    def __init__(self, ctx: FunctionContext, loop: For, lo: ir.Value):
+        self.ctx, self.loop, self.lo = ctx, loop, lo
+        self.first: dict = {}  # Var -> its value at the first iteration, as an expression
+
+    def at_first(self, expr):
+        """`expr` at the first iteration, or None when it cannot be computed before the loop."""
+        expr = substitute(expr, self.first) if self.first else expr
+        for node in collect(expr, E.PrimExpr):
+            if isinstance(node, E.Var):
+                if node is not self.loop.loop_var and node not in self.ctx.env:
+                    return None
+            elif not isinstance(node, (*_SAFE_EXTENT_NODES, *_DIVISIONS)):
+                return None
+        if not (expr.dtype.is_int and expr.dtype.is_scalar):
+            return None
+        return _NoTrap().visit(expr)
+
+    def trip(self, extent):
+        if isinstance(extent, E.IntImm):
+            return max(extent.value, 0)
+        expr = self.at_first(extent)
+        if expr is None:
+            return UNKNOWN_TRIP
+        with self.ctx.bind(self.loop.loop_var, self.lo):
+            value = self.ctx.emit_expr(expr)
+        return _nonnegative_double(self.ctx.builder, value)
+
+    def binding(self, var, value, body):
+        """The work of `body` with `var` at `value` (None: unknown there)."""
+        known = self.at_first(value) if value is not None else None
+        old = self.first.get(var)
+        if known is not None:
+            self.first[var] = known
+        try:
+            return self.stmt(body)
+        finally:
+            if old is not None:
+                self.first[var] = old
+            else:
+                self.first.pop(var, None)
+
+    def stmt(self, stmt):
+        rule = _WORK_RULES.get(type(stmt))
+        return 1 if rule is None else rule(self, stmt)
 
 
-def _trip(ctx: FunctionContext, inner: For, loop: For, lo: ir.Value):
-    """The trip count of `inner` at the first iteration of the parallel `loop` (see the module docstring)."""
-    if isinstance(inner.extent, E.IntImm):
-        return max(inner.extent.value, 0)
-    if not _evaluable(ctx, inner.extent, loop):
-        return UNKNOWN_TRIP
-    with ctx.bind(loop.loop_var, lo):
-        value = ctx.emit_expr(inner.extent)
-    return _nonnegative_double(ctx.builder, value)
+def _for_work(w: _WorkEstimate, stmt: For):
+    trip = w.trip(stmt.extent)
+    return _mul(w.ctx.builder, trip, w.binding(stmt.loop_var, stmt.min, stmt.body))
 
 
-def _for_work(ctx, stmt: For, loop, lo):
-    return _mul(ctx.builder, _trip(ctx, stmt, loop, lo), _stmt_work(ctx, stmt.body, loop, lo))
-
-
-def _seq_work(ctx, stmt: SeqStmt, loop, lo):
+def _seq_work(w: _WorkEstimate, stmt: SeqStmt):
     total = 0
     for s in stmt.seq:
-        total = _add(ctx.builder, total, _stmt_work(ctx, s, loop, lo))
+        total = _add(w.ctx.builder, total, w.stmt(s))
     return total
 
 
-def _if_work(ctx, stmt: IfThenElse, loop, lo):
-    total = _add(ctx.builder, _expr_work(stmt.condition), _stmt_work(ctx, stmt.then_case, loop, lo))
+def _if_work(w: _WorkEstimate, stmt: IfThenElse):
+    """An `if` runs one of its branches: the condition plus the costlier branch."""
+    branch = w.stmt(stmt.then_case)
     if stmt.else_case is not None:
-        total = _add(ctx.builder, total, _stmt_work(ctx, stmt.else_case, loop, lo))
-    return total
+        branch = _max(w.ctx.builder, branch, w.stmt(stmt.else_case))
+    return _add(w.ctx.builder, _expr_work(stmt.condition), branch)
+
+
+def _let_work(w: _WorkEstimate, stmt: LetStmt):
+    return _add(w.ctx.builder, _expr_work(stmt.value), w.binding(stmt.var, stmt.value, stmt.body))
 
 
 _WORK_RULES = {
     For: _for_work,
     SeqStmt: _seq_work,
     IfThenElse: _if_work,
-    BufferStore: lambda ctx, s, loop, lo: 1 + _expr_work(s.value) + sum(_expr_work(i) for i in s.indices),
-    Evaluate: lambda ctx, s, loop, lo: _expr_work(s.value),
-    AssertStmt: lambda ctx, s, loop, lo: 1 + _expr_work(s.condition),
-    LetStmt: lambda ctx, s, loop, lo: _add(
-        ctx.builder, _expr_work(s.value), _stmt_work(ctx, s.body, loop, lo)
-    ),
-    Allocate: lambda ctx, s, loop, lo: _stmt_work(ctx, s.body, loop, lo),
-    DeclBuffer: lambda ctx, s, loop, lo: _stmt_work(ctx, s.body, loop, lo),
+    LetStmt: _let_work,
+    BufferStore: lambda w, s: 1 + _expr_work(s.value) + sum(_expr_work(i) for i in s.indices),
+    Evaluate: lambda w, s: _expr_work(s.value),
+    AssertStmt: lambda w, s: 1 + _expr_work(s.condition),
+    Allocate: lambda w, s: w.stmt(s.body),
+    DeclBuffer: lambda w, s: w.stmt(s.body),
 }
 
 
-def _stmt_work(ctx: FunctionContext, stmt, loop: For, lo: ir.Value):
-    """Work units of one iteration of `loop`'s body part `stmt`: a Python number or an LLVM double."""
-    rule = _WORK_RULES.get(type(stmt))
-    return 1 if rule is None else rule(ctx, stmt, loop, lo)
+def _loop_work(ctx: FunctionContext, loop: For, lo: ir.Value):
+    """Work units of one iteration of the parallel `loop`: a Python number or an LLVM double."""
+    return _WorkEstimate(ctx, loop, lo).stmt(loop.body)

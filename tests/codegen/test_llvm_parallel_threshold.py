@@ -14,7 +14,18 @@ from hypothesis import strategies as st
 
 import shapeflow as sf
 from shapeflow.ir import expr as E
-from shapeflow.ir.tir import Allocate, BufferStore, For, PrimFunc, call_intrinsic, decl_buffer, seq
+from shapeflow.ir.tir import (
+    Allocate,
+    BufferStore,
+    DeclBuffer,
+    For,
+    IfThenElse,
+    LetStmt,
+    PrimFunc,
+    call_intrinsic,
+    decl_buffer,
+    seq,
+)
 from shapeflow.ir.tir.interpreter import run as interpret
 from shapeflow.runtime import threadpool
 
@@ -152,3 +163,42 @@ def test_threshold_setter_rejects_negative_and_nan():
     for bad in (-1, float("nan")):
         with pytest.raises(ValueError, match="threshold"):
             threadpool.set_parallel_min_work(bad)
+
+
+def blocked_rows() -> PrimFunc:
+    """GEMM-like nesting: per row i, `lo = i * m` is let-bound, blocks of `d` columns (a run-time divisor)
+    run only when d > 0, and each block's length is a min with the row's end: Y[i, j] = X[i, j] + 1."""
+    n, m = E.Var("n"), E.Var("m")
+    d = E.Var("d")
+    x, y = decl_buffer((n, m), F32, "X"), decl_buffer((n, m), F32, "Y")
+    x_flat = decl_buffer((n * m,), F32, "X_flat", data=x.data)
+    y_flat = decl_buffer((n * m,), F32, "Y_flat", data=y.data)
+    i, blk, j, lo = E.Var("i"), E.Var("blk"), E.Var("j"), E.Var("lo")
+    start = lo + blk * d
+    length = E.min_expr(d, lo + m - start)
+    store = BufferStore(y_flat, x_flat[start + j] + E.FloatImm(F32, 1.0), (start + j,))
+    blocks = For(blk, 0, E.floordiv(m + d - 1, d), "serial", For(j, 0, length, "serial", store))
+    body = For(i, 0, n, "parallel", LetStmt(lo, i * m, IfThenElse(d > 0, blocks)))
+    return PrimFunc((x, y, d), DeclBuffer(x_flat, DeclBuffer(y_flat, body)), {"tir.noalias": True})
+
+
+def test_estimate_sees_lets_inner_loops_and_guarded_divisions():
+    """blocked_rows, n=5, m=12, d=4, at the first iteration (i = blk = 0, lo = 0): per element the store 1,
+    its index (lo + blk*d) + j 3, the value's add, load and index 5: 9 units; a block min(d, m) = 4 elements,
+    ceil(m / d) = 3 blocks: 108; the if's condition 1 and the let's value 1: 110 per row, 550 in all."""
+    n, m, d = 5, 12, 4
+    with counting_gomp() as calls:
+        kernel = build(blocked_rows(), "blocked")
+    x = np.arange(n * m, dtype=F32).reshape(n, m)
+    for min_work, team in [(550, True), (551, False)]:
+        calls.clear()
+        with runtime_settings(2, min_work):
+            out = np.zeros_like(x)
+            kernel(x, out, d)
+        assert len(calls) == (1 if team else 0), min_work
+        np.testing.assert_array_equal(out, x + 1)
+    for min_work in (0.0, math.inf):
+        with runtime_settings(2, min_work):
+            out = np.zeros_like(x)
+            kernel(x, out, 0)  # no block runs; the estimate divides by max(d, 1) instead of trapping
+        np.testing.assert_array_equal(out, np.zeros_like(x))
