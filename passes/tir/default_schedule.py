@@ -19,9 +19,9 @@ primitives of passes/schedule:
   row-parallel on its own.
 
 A single row loop is chosen (when fusing the rows is not proven safe) by the most iterations it is sure
-to have (the lower bound of its extent, capped at `ENOUGH_ITERATIONS`), then by the fewest parallel
-regions it starts, then by its largest extent: (12 heads, s) runs the 12 heads in parallel in one region
-rather than s rows in 12 regions.
+to have (the lower bound of its extent, capped at `ENOUGH_ITERATIONS`), then by its largest extent, then
+by the fewest parallel regions it starts: (12 heads, s) runs the 12 heads in parallel in one region
+rather than s rows (perhaps 1) in 12 regions; (b, s) with both at least 1 keeps choosing s, the larger.
 
 Kernels of small constant shape (fewer than `PARALLEL_MIN` elements) are not parallelized (a thread-pool
 dispatch costs more than the work). A step that raises ScheduleError is undone and the kernel keeps what was
@@ -116,7 +116,7 @@ def _parallel_rows(sch, block, rows: list, bounds: dict) -> object:
     uppers = [_upper(e, bounds) for e in extents[: len(rows)]]
     lowers = [min(_lower(e, bounds), ENOUGH_ITERATIONS) for e in extents[: len(rows)]]
     candidates = [i for i in range(len(rows)) if math.prod(uppers[:i]) <= MAX_REGIONS and uppers[i] > 1]
-    for i in sorted(candidates, key=lambda i: (-lowers[i], math.prod(uppers[:i]), -uppers[i], -i)):
+    for i in sorted(candidates, key=lambda i: (-lowers[i], -uppers[i], math.prod(uppers[:i]), -i)):
         trial = _try(sch, lambda s, i=i: s.parallel(rows[i]))
         if trial is not sch:
             return trial
