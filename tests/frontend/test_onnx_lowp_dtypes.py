@@ -193,8 +193,9 @@ def test_quantize_dequantize_match_the_reference(name, per_axis):
     dtype = ALL[name]
     rows = 3
     x = (rng.standard_normal((rows, 29)) * 4).astype(np.float32)
-    # Infinities into ints: the reference casts them to int32 (undefined; INT_MIN here), so only floats.
-    x[0, :4] = [np.inf, -np.inf, 1e6, -1e6] if name not in INTS else [1e9, -1e9, 1e6, -1e6]
+    # Infinities and NaN into ints: the reference casts them to int32 (undefined: INT_MIN here, then the
+    # zero point added with wraparound), so only for floats.
+    x[0, :5] = [np.inf, -np.inf, 1e6, -1e6, np.nan] if name not in INTS else [1e9, -1e9, 1e6, -1e6, 0.0]
     shape = [rows] if per_axis else []
     scale = np.full(shape, 0.5, np.float32) if not per_axis else np.array([0.5, 0.25, 2.0], np.float32)
     if name in INTS:
@@ -276,6 +277,27 @@ def test_a_storage_type_as_indices_is_refused():
     nodes = [helper.make_node("Gather", ["x", "i"], ["y"])]
     model = _model([_info("x", "FLOAT", [4]), _info("i", "INT4", [2])], nodes, [_info("y", "FLOAT", [2])])
     with pytest.raises(UnsupportedError, match="'Gather'.*INT4"):
+        from_onnx(model)
+
+
+@pytest.mark.parametrize(
+    ("op_type", "types", "message"),
+    [
+        ("DequantizeLinear", ("INT8", "FLOAT8E4M3FN", "INT8"), "DequantizeLinear.*FLOAT8E4M3FN"),
+        ("DequantizeLinear", ("INT8", "FLOAT", "INT4"), "zero point of dtype INT4"),
+        ("DequantizeLinear", ("UINT4", "FLOAT", "INT4"), "not of dtype UINT4"),
+        ("QuantizeLinear", ("INT4", "FLOAT", "INT4"), "QuantizeLinear.*INT4"),
+    ],
+)
+def test_storage_types_in_the_wrong_place_of_a_conversion_are_refused(op_type, types, message):
+    """Models the ONNX type constraints forbid (the checker does not look): refused, never misread."""
+    names = ["x", "scale", "zp"]
+    model = _model(
+        [_info(n, t, [3]) for n, t in zip(names, types)],
+        [helper.make_node(op_type, names, ["y"], axis=0)],
+        [_info("y", "FLOAT", [3])],
+    )
+    with pytest.raises(UnsupportedError, match=message):
         from_onnx(model)
 
 

@@ -103,6 +103,10 @@ def _dequantize(ctx, node):
         zp = _decoded(ctx, node, zp_name, source, compute) if zp_name else None
     elif not ctx.dtype(x_name).is_integer:
         raise node.unsupported(f"dtype {ctx.dtype(x_name)}")
+    elif lowp.of(ctx, node.input(2)) is not None:
+        raise node.unsupported(
+            f"zero point of dtype {lowp.of(ctx, node.input(2)).onnx_name} for {ctx.dtype(x_name)}"
+        )
     else:
         x = op.astype(ctx.expr(x_name), compute)
         zp = op.astype(ctx.expr(node.inputs[2]), compute) if node.input(2) else None

@@ -123,8 +123,14 @@ DATA_MOVEMENT: dict[str, tuple[int, ...] | None] = {
     "SpaceToDepth": (0,),
     "Where": (1, 2),
 }
-# Ops whose converters decode and encode these types themselves (convert_cast.py).
-CONVERSIONS = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear"})
+# Ops whose converters decode and encode these types themselves (convert_cast.py), with the input
+# positions that may hold them.
+CONVERSIONS: dict[str, tuple[int, ...]] = {
+    "Cast": (0,),
+    "CastLike": (0, 1),
+    "QuantizeLinear": (2,),
+    "DequantizeLinear": (0, 2),
+}
 # Ops that read only an input's shape.
 SHAPE_ONLY = frozenset({"Shape", "Size"})
 
@@ -164,11 +170,12 @@ def check_node(ctx, proto: onnx.NodeProto) -> None:
     """Refuse `proto` when it would compute on a storage-typed tensor; mark the outputs of data movement
     with their input's type. Called before the node's converter runs."""
     types = {name: ctx.lowp[name] for name in proto.input if name and name in ctx.lowp}
-    if not types or proto.op_type in CONVERSIONS:
+    if not types or proto.op_type in SHAPE_ONLY:
         return
     first = next(iter(types.values()))
-    if proto.op_type in SHAPE_ONLY:
-        return
+    if proto.op_type in CONVERSIONS:
+        if all(i in CONVERSIONS[proto.op_type] for i, n in enumerate(proto.input) if n in types):
+            return
     if proto.op_type in DATA_MOVEMENT:
         positions = DATA_MOVEMENT[proto.op_type]
         data = [n for i, n in enumerate(proto.input) if n and (positions is None or i in positions)]

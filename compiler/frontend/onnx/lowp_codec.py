@@ -157,9 +157,11 @@ def _encode_int_wrapping(ctx: Context, value, t: LowpType):
 
 
 def encode_int_saturating(ctx: Context, q, t: LowpType):
-    """Bits of the integer-valued floats `q` clamped to the range of int type `t` (QuantizeLinear)."""
+    """Bits of the integer-valued floats `q` clamped to the range of int type `t` (QuantizeLinear). NaN
+    gives the minimum (deterministically: the reference casts NaN to int32, which is undefined)."""
     dtype = str(dtype_of(q))
     lo, hi = t.info()
+    q = ctx.emit(op.where(_isnan(ctx, q), scalar(lo, dtype), q))
     clamped = ctx.emit(op.clip(q, float(lo), float(hi)))
     low = op.where(op.less(clamped, scalar(0, dtype)), op.add(clamped, scalar(1 << t.bits, dtype)), clamped)
     return op.astype(ctx.emit(low), STORAGE)
