@@ -90,7 +90,12 @@ def add_fuzz_commands(subparsers) -> None:
         action="store_true",
         help="also compare every test with apache-tvm (the `tvm` extra); findings in TVM are kept apart",
     )
-    p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default 10)")
+    p.add_argument(
+        "--test-timeout",
+        type=float,
+        default=10.0,
+        help="seconds per test (default 10); a test running twice as long is killed as a hang",
+    )
     p.set_defaults(handler=_cmd_fuzz)
 
 

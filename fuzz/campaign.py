@@ -48,6 +48,9 @@ class CampaignOptions:
     tvm: bool = False  # the differential oracle against apache-tvm (tvm_oracle.py)
 
 
+STARTUP_SECONDS = 60.0  # allowed to a fresh worker process before its first answer
+
+
 class _Worker:
     def __init__(self, ctx, wid: int, options: CampaignOptions, results):
         self.wid = wid
@@ -69,6 +72,7 @@ class _Worker:
         self.task: dict | None = None
         self.deadline = 0.0
         self.extended = False  # the deadline was extended once for an in-process minimization
+        self.answered = False  # it has answered a task (so it is done starting up)
 
 
 class Campaign:
@@ -216,19 +220,22 @@ class Campaign:
                     "exitcode": code,
                     "tvm": outcome.symptom.startswith("tvm"),
                     "compile": self.o.compile,
-                    "timeout": self.o.test_timeout,
+                    "timeout": 2 * self.o.test_timeout,  # the limit the campaign judged it by
                     "seconds": self._lost_budget(),
                 },
             )
 
     def _lost_budget(self) -> float:
         # A candidate that still hangs costs a whole test timeout: give a timeout room for a few of them.
-        return max(self.o.minimize_seconds, 6 * self.o.test_timeout)
+        return max(self.o.minimize_seconds, 8 * self.o.test_timeout)
 
-    def _deadline(self, task: dict) -> float:
+    def _deadline(self, task: dict, worker: _Worker) -> float:
+        # A fresh worker first imports shapeflow (and llvmlite, tvm): seconds on a loaded machine.
+        startup = 0.0 if worker.answered else STARTUP_SECONDS
         if task.get("kind") == "minimize-lost":
-            return time.monotonic() + self._lost_budget() + 2 * self.o.test_timeout + 60
-        return time.monotonic() + self.o.test_timeout
+            return time.monotonic() + startup + self._lost_budget() + 2 * self.o.test_timeout + 60
+        # Twice the limit: a test that is slow because the machine is busy is no hang.
+        return time.monotonic() + startup + 2 * self.o.test_timeout
 
     def _worker_lost(self, worker: _Worker, symptom: str) -> None:
         path = self.out / "workers" / f"w{worker.wid}.json"
@@ -288,7 +295,7 @@ class Campaign:
                 for w in workers:
                     if w.task is None:
                         w.task = self._next_task()
-                        w.deadline = self._deadline(w.task)
+                        w.deadline = self._deadline(w.task, w)
                         w.extended = False
                         w.tasks.put(w.task)
                 try:
@@ -298,7 +305,7 @@ class Campaign:
                         self._lost_minimized(msg)
                     else:
                         self._handle(msg, w)
-                    w.task = None
+                    w.task, w.answered = None, True
                 except Exception as exc:
                     if not type(exc).__name__ == "Empty":
                         raise
