@@ -20,7 +20,9 @@ pays only where half the serial time clearly exceeds the wake-up: about 40 us of
 
 Wait policy: unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, `DEFAULT_WAIT_POLICY` (passive: team
 threads sleep in the kernel between parallel regions instead of spinning) is put into the environment just
-before libgomp is loaded. Measured on the same machine (median us, 2 threads; libgomp's default spins
+before libgomp is loaded and taken out again right after (libgomp reads it once, at load; an OpenMP
+runtime loaded later, such as torch's, keeps the user's environment). `WAIT_POLICY_APPLIED` says what was
+set. Measured on the same machine (median us, 2 threads; libgomp's default spins
 300k times before sleeping): with libgomp's default, a 2^22-element add took 9357 us at load 5.8 and
 15746 us with one more busy process (serial: 1247 and 1389 us), a 4-row sum 11390 us with the busy
 process (serial 1.9 us); a spinning thread uses up its share of a loaded CPU, is preempted, and the other
@@ -124,6 +126,10 @@ def _candidates() -> list[str]:
     return names
 
 
+# What `load_thread_runtime` set for libgomp (empty: the user's settings, or libgomp's defaults, apply).
+WAIT_POLICY_APPLIED: dict[str, str] = {}
+
+
 def apply_default_wait_policy(environ=None) -> dict[str, str]:
     """Set libgomp's wait policy (`DEFAULT_WAIT_POLICY`) in `environ` (the process environment) unless the
     user chose one (OMP_WAIT_POLICY or GOMP_SPINCOUNT is set); what was set. libgomp reads these once, when
@@ -144,14 +150,20 @@ def load_thread_runtime() -> str | None:
         if _TRIED:
             return _LOADED
         _TRIED = True
-        apply_default_wait_policy()
-        for name in _candidates():
-            try:
-                llvm.load_library_permanently(name)
-            except RuntimeError:
-                continue
-            _LOADED = name
-            break
+        applied = apply_default_wait_policy()
+        try:
+            for name in _candidates():
+                try:
+                    llvm.load_library_permanently(name)
+                except RuntimeError:
+                    continue
+                _LOADED = name
+                break
+        finally:
+            # libgomp has read them; other OpenMP runtimes loaded later (torch's) see the user's environment.
+            for key in applied:
+                os.environ.pop(key, None)
+        WAIT_POLICY_APPLIED.update(applied if _LOADED else {})
         return _LOADED
 
 
