@@ -237,6 +237,23 @@ def test_castlike_takes_the_storage_type_of_its_like_input():
     np.testing.assert_array_equal(_bits(y), _bits(x.astype(ml_dtypes.float8_e4m3fn)))
 
 
+def test_a_cast_to_the_same_storage_type_keeps_it():
+    nodes = [
+        helper.make_node("Cast", ["x"], ["same"], to=TensorProto.FLOAT8E4M3FN),
+        helper.make_node("Cast", ["same"], ["y"], to=TensorProto.FLOAT),
+    ]
+    model = _model(
+        [_info("x", "FLOAT8E4M3FN", [256])],
+        nodes,
+        [_info("y", "FLOAT", [256]), _info("same", "FLOAT8E4M3FN", [256])],
+    )
+    x = np.arange(256, dtype=np.uint8).view(ml_dtypes.float8_e4m3fn)
+    (y, same), _ = _compiled_and_interpreted(model, x)
+    np.testing.assert_array_equal(y, x.astype(np.float32))
+    assert same.dtype == x.dtype
+    np.testing.assert_array_equal(_bits(same), _bits(x))
+
+
 def test_data_movement_passes_the_bits_through():
     rng = np.random.default_rng(2)
     x = rng.integers(0, 256, size=(2, 6), dtype=np.uint8).view(ml_dtypes.float8_e5m2)

@@ -44,11 +44,12 @@ def cast_to(ctx: Context, node: Node, target: lowp.LowpType | DataType):
     round_mode = _round_mode(node)
     source = lowp.of(ctx, name)
     x = ctx.expr(name)
+    if isinstance(target, lowp.LowpType):
+        ctx.lowp[node.outputs[0]] = target
     if source is not None and source is target:
         return x
     value = codec.decode(ctx, x, source) if source is not None else x
     if isinstance(target, lowp.LowpType):
-        ctx.lowp[node.outputs[0]] = target
         negative = (
             codec.sign_of_bits(ctx, x, source) if source is not None and source.kind == "float" else None
         )
