@@ -290,6 +290,24 @@ def test_ops_that_compute_on_storage_types_are_refused(op_type, name, extra):
         from_onnx(model)
 
 
+def test_storage_types_inside_subgraphs_are_refused():
+    """If/Loop bodies are inlined under fresh names; a storage type there is refused rather than lost."""
+    then_graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["t"])], "then", [], [_info("t", "FLOAT8E4M3FN", [3])]
+    )
+    else_graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["e"])], "else", [], [_info("e", "FLOAT8E4M3FN", [3])]
+    )
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    nodes = [
+        helper.make_node("If", ["cond"], ["y8"], then_branch=then_graph, else_branch=else_graph),
+        helper.make_node("Cast", ["y8"], ["y"], to=TensorProto.FLOAT),
+    ]
+    model = _model([_info("x", "FLOAT8E4M3FN", [3])], nodes, [_info("y", "FLOAT", [3])], [cond])
+    with pytest.raises(UnsupportedError, match="'If'.*FLOAT8E4M3FN.*subgraph"):
+        from_onnx(model)
+
+
 def test_a_storage_type_as_indices_is_refused():
     nodes = [helper.make_node("Gather", ["x", "i"], ["y"])]
     model = _model([_info("x", "FLOAT", [4]), _info("i", "INT4", [2])], nodes, [_info("y", "FLOAT", [2])])

@@ -169,6 +169,12 @@ def declare(ctx, graph: onnx.GraphProto) -> None:
 def check_node(ctx, proto: onnx.NodeProto) -> None:
     """Refuse `proto` when it would compute on a storage-typed tensor; mark the outputs of data movement
     with their input's type. Called before the node's converter runs."""
+    for graph in _subgraphs(proto):
+        found = _lowp_in_graph(graph, ctx.lowp)
+        if found is not None:
+            raise UnsupportedError(
+                f"ONNX op '{proto.op_type}': dtype {found.onnx_name} inside a subgraph is not supported"
+            )
     types = {name: ctx.lowp[name] for name in proto.input if name and name in ctx.lowp}
     if not types or proto.op_type in SHAPE_ONLY:
         return
@@ -189,6 +195,23 @@ def check_node(ctx, proto: onnx.NodeProto) -> None:
         f"ONNX op '{proto.op_type}': dtype {first.onnx_name} is not supported (stored as bit patterns: only "
         "Cast, CastLike, QuantizeLinear, DequantizeLinear and data movement take it)"
     )
+
+
+def _subgraphs(proto: onnx.NodeProto) -> list[onnx.GraphProto]:
+    return [g for a in proto.attribute for g in ([a.g] if a.HasField("g") else list(a.graphs))]
+
+
+def _lowp_in_graph(graph: onnx.GraphProto, outer: dict) -> LowpType | None:
+    """A storage type a subgraph reads from outside, declares, or casts or quantizes to (recursively), or
+    None. Subgraphs are inlined under fresh names (convert_function.py), which would not carry the type."""
+    values = list(graph.input) + list(graph.output) + list(graph.value_info)
+    declared = [v.type.tensor_type.elem_type for v in values if v.type.HasField("tensor_type")]
+    declared += [i.data_type for i in graph.initializer]
+    for proto in graph.node:
+        declared += [a.i for a in proto.attribute if a.name in ("to", "output_dtype")]
+        declared += [outer[n].onnx for n in proto.input if n in outer]
+        declared += [t.onnx for g in _subgraphs(proto) if (t := _lowp_in_graph(g, outer)) is not None]
+    return next((TYPES[d] for d in declared if d in TYPES), None)
 
 
 def annotate(mod: IRModule, ctx, graph: onnx.GraphProto) -> IRModule:
