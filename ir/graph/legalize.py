@@ -25,7 +25,8 @@ from collections.abc import Sequence
 
 from shapeflow import te
 from shapeflow.errors import UnsupportedError
-from shapeflow.ir.expr import PrimExpr, Var
+from shapeflow.ir.dtype import DataType
+from shapeflow.ir.expr import IntImm, PrimExpr, Var
 from shapeflow.ir.functor import Mutator
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph.infer import type_of
@@ -125,12 +126,46 @@ def scalar_params(func: PrimFunc) -> list[Var]:
     return [p for p in func.params if isinstance(p, Var)]
 
 
+def _frozen(value):
+    """A hashable, exact stand-in for an attribute value or type (Vars by identity), or None where there is
+    none: then the call is legalized without the memo."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return (type(value).__name__, value)
+    if isinstance(value, float):
+        return ("float", repr(value))  # -0.0 and 0.0 make different kernels
+    if isinstance(value, (tuple, list)):
+        parts = tuple(_frozen(v) for v in value)
+        return None if any(p is None for p in parts) else (type(value).__name__, parts)
+    if isinstance(value, IntImm):
+        return ("IntImm", str(value.dtype), value.value)
+    if isinstance(value, Var):
+        return ("Var", id(value))
+    if isinstance(value, DataType):
+        return ("dtype", str(value))
+    if isinstance(value, TensorType) and value.shape is not None:
+        return ("TensorType", str(value.dtype), _frozen(value.shape))
+    return None
+
+
+def _memo_key(call: G.Call, arg_types: Sequence[Type]):
+    parts = (
+        call.op.name,
+        _frozen(tuple((k, v) for k, v in sorted((call.attrs or {}).items()))),
+        _frozen(tuple(arg_types)),
+    )
+    return None if any(p is None for p in parts) else parts
+
+
 class _Legalizer(Mutator):
     def __init__(self, functions: dict, strict: bool):
         super().__init__()
         self.functions = functions
         self.strict = strict
         self.by_hash: dict[int, list[tuple[str, PrimFunc]]] = {}
+        # Calls of one op with equal attributes on equal types (repeated layers) legalize to the same
+        # kernel: built once. Keys hold Vars by id, so the types they came from are kept alive here.
+        self.memo: dict[tuple, tuple[str, tuple[Var, ...], Type]] = {}
+        self.keep: list = []
 
     def add_kernel(self, func: PrimFunc, base: str) -> str:
         # Kernels are compared with one neutral global_symbol: the name they get is not part of what they do.
@@ -153,13 +188,19 @@ class _Legalizer(Mutator):
             return call
         try:
             arg_types = [type_of(a) for a in call.args]
-            func, out_type = legalize_call(call, arg_types)
+            key = _memo_key(call, arg_types)
+            found = self.memo.get(key) if key is not None else None
+            if found is None:
+                func, out_type = legalize_call(call, arg_types)
+                found = (self.add_kernel(func, call.op.name), tuple(scalar_params(func)), out_type)
+                if key is not None:
+                    self.memo[key] = found
+                    self.keep.append(arg_types)
         except UnsupportedError:
             if self.strict:
                 raise
             return call
-        name = self.add_kernel(func, call.op.name)
-        scalars = scalar_params(func)
+        name, scalars, out_type = found
         call_args = [G.GlobalName(name), G.Tuple(tuple(call.args))]
         if scalars:
             call_args.append(G.ShapeExpr(tuple(scalars)))
