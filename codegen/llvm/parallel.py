@@ -6,9 +6,13 @@ For `for i in T.parallel(min, extent): body`, three pieces are emitted:
    keep their `noalias`, so the loop optimizes as it would inline (the inliner turns noalias parameters into
    alias scopes).
 2. `void @<kernel>.par.N.worker(ptr closure)`: what `GOMP_parallel` runs on every thread. It reads the
-   closure (error slot, min, extent, captured values), takes the thread's static chunk
-   (ceil(extent / threads) iterations per thread, by `omp_get_thread_num`/`omp_get_num_threads`) and calls
-   the loop. A nonzero status (a failed assertion) is stored into the error slot.
+   closure (error slot, next-iteration counter, min, extent, captured values) and claims chunks of
+   ceil(extent / (threads x CHUNKS_PER_THREAD)) iterations from the shared counter (an atomic add) until
+   none are left, calling the loop on each. Claiming rather than a fixed split is what keeps a loaded
+   machine from stalling the call: a thread the scheduler starts late finds the work done by the others
+   instead of holding its fixed share (and uneven iterations balance). Called directly (one thread), it
+   runs the whole range in one call. A nonzero status (a failed assertion) is stored into the error slot
+   and that thread stops claiming.
 3. At the loop's place: fill the closure on the stack, call `GOMP_parallel(worker, closure, n, 0)` with
    n = min(threads, extent) (the thread count is the runtime's global `__shapeflow_num_threads`), or call
    the worker directly (on this thread, no thread team) when n <= 1 or when the loop's estimated work is
@@ -54,6 +58,7 @@ F64 = ir.DoubleType()
 NUM_THREADS_SYMBOL = "__shapeflow_num_threads"
 PARALLEL_MIN_WORK_SYMBOL = "__shapeflow_parallel_min_work"  # a double: run serially below this much work
 CALL_COST = 16  # work units of one math-function call (exp, tanh, ...) against 1 for an add or a load
+CHUNKS_PER_THREAD = 4  # chunks per thread of a parallel loop, claimed dynamically (see the worker above)
 UNKNOWN_TRIP = 16  # trip count assumed for an inner loop whose extent cannot be evaluated before the loop
 
 
@@ -104,23 +109,29 @@ def _emit_worker(ctx: FunctionContext, loop_fn: ir.Function, closure_ty, capture
         pointer = b.gep(closure, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=closure_ty)
         return b.load(pointer, typ=closure_ty.elements[i])
 
-    error_slot, lo, extent = field(0), field(1), field(2)
-    values = [field(3 + i) for i in range(len(captured))]
-    tid = b.sext(b.call(mod.declare("omp_get_thread_num", I32, []), []), index_ty)
+    error_slot, next_slot, lo, extent = field(0), field(1), field(2), field(3)
+    values = [field(4 + i) for i in range(len(captured))]
     nthreads = b.sext(b.call(mod.declare("omp_get_num_threads", I32, []), []), index_ty)
     one = ir.Constant(index_ty, 1)
-    chunk = b.sdiv(b.sub(b.add(extent, nthreads), one), nthreads)
-    begin = b.add(lo, b.mul(tid, chunk))
+    pieces = b.mul(nthreads, ir.Constant(index_ty, CHUNKS_PER_THREAD))
+    chunk = b.sdiv(b.sub(b.add(extent, pieces), one), pieces)
+    chunk = b.select(b.icmp_signed("<", chunk, one), one, chunk)
+    alone = b.icmp_signed("<=", nthreads, one)  # called directly: the whole range in one call
+    chunk = b.select(alone, b.select(b.icmp_signed("<", extent, one), one, extent), chunk)
     stop = b.add(lo, extent)
-    end = b.add(begin, chunk)
-    end = b.select(b.icmp_signed("<", end, stop), end, stop)
+    claim = worker.append_basic_block("claim")
     run = worker.append_basic_block("run")
     failed = worker.append_basic_block("failed")
     done = worker.append_basic_block("done")
-    b.cbranch(b.icmp_signed("<", begin, end), run, done)
+    b.branch(claim)
+    b.position_at_end(claim)
+    begin = b.atomic_rmw("add", next_slot, chunk, "monotonic")
+    b.cbranch(b.icmp_signed("<", begin, stop), run, done)
     b.position_at_end(run)
+    end = b.add(begin, chunk)
+    end = b.select(b.icmp_signed("<", end, stop), end, stop)
     status = b.call(loop_fn, [*values, begin, end])
-    b.cbranch(b.icmp_signed("!=", status, ir.Constant(I32, 0)), failed, done)
+    b.cbranch(b.icmp_signed("!=", status, ir.Constant(I32, 0)), failed, claim)
     b.position_at_end(failed)
     b.atomic_rmw("xchg", error_slot, status, "monotonic")  # several threads may fail at once
     b.branch(done)
@@ -135,7 +146,7 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     index_ty = ctx.emit_expr(loop.min).type
     captured = _captured(ctx, loop)
     loop_fn = _emit_loop_function(ctx, loop, captured, index_ty)
-    closure_ty = ir.LiteralStructType([PTR, index_ty, index_ty, *[ctx.env[v].type for v in captured]])
+    closure_ty = ir.LiteralStructType([PTR, PTR, index_ty, index_ty, *[ctx.env[v].type for v in captured]])
     worker = _emit_worker(ctx, loop_fn, closure_ty, captured, index_ty)
 
     closure = ctx.alloca(closure_ty, align=16)
@@ -143,7 +154,9 @@ def emit_parallel_loop(ctx: FunctionContext, loop: For) -> None:
     b.store(ir.Constant(I32, 0), error_slot)
     lo = ctx.emit_expr(loop.min)
     extent = ctx.emit_expr(loop.extent)
-    for i, value in enumerate([error_slot, lo, extent, *[ctx.env[v] for v in captured]]):
+    next_slot = ctx.alloca(index_ty, align=8)  # the first iteration no thread has claimed yet
+    b.store(lo, next_slot)
+    for i, value in enumerate([error_slot, next_slot, lo, extent, *[ctx.env[v] for v in captured]]):
         b.store(value, b.gep(closure, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=closure_ty))
 
     if ctx.options.num_threads is not None:

@@ -16,6 +16,7 @@ import shapeflow as sf
 from shapeflow.ir import expr as E
 from shapeflow.ir.tir import (
     Allocate,
+    AssertStmt,
     BufferStore,
     DeclBuffer,
     For,
@@ -202,3 +203,40 @@ def test_estimate_sees_lets_inner_loops_and_guarded_divisions():
             out = np.zeros_like(x)
             kernel(x, out, 0)  # no block runs; the estimate divides by max(d, 1) instead of trapping
         np.testing.assert_array_equal(out, np.zeros_like(x))
+
+
+def checked_double() -> PrimFunc:
+    """X[i] = X[i] * 2 in a parallel loop that asserts X[i] != 13 first."""
+    n = E.Var("n")
+    x = decl_buffer((n,), I64, "X")
+    i = E.Var("i")
+    check = AssertStmt(x[i] != E.IntImm(I64, 13), "thirteen")
+    body = For(i, 0, n, "parallel", seq(check, BufferStore(x, x[i] * 2, (i,))))
+    return PrimFunc((x,), body, {"tir.noalias": True})
+
+
+@pytest.mark.parametrize("where", [0, 1, 50, 98])
+def test_failed_assertion_in_a_team_reaches_the_caller(where):
+    with counting_gomp() as calls:
+        kernel = build(checked_double(), f"checked_{where}")
+    x = np.arange(100, dtype=np.int64) + 100
+    x[where] = 13
+    with runtime_settings(2, 0.0), pytest.raises(sf.Error, match="thirteen"):
+        kernel(x)
+    assert calls == [2]
+    ok = np.arange(100, dtype=np.int64) + 100
+    with runtime_settings(2, 0.0):
+        kernel(ok)
+    np.testing.assert_array_equal(ok, (np.arange(100) + 100) * 2)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5, 16])
+@pytest.mark.parametrize("n", [1, 2, 7, 31, 97])
+def test_every_iteration_runs_once_for_any_thread_count(threads, n):
+    """Chunks are claimed dynamically: each iteration must run exactly once, whatever the team size."""
+    with counting_gomp():
+        kernel = build(checked_double(), f"once_{threads}_{n}")
+    x = np.arange(n, dtype=np.int64) + 100
+    with runtime_settings(threads, 0.0):
+        kernel(x)
+    np.testing.assert_array_equal(x, (np.arange(n) + 100) * 2)
