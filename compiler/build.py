@@ -14,6 +14,7 @@ The pipeline, top to bottom:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from shapeflow.errors import UnsupportedError
 from shapeflow.ir.module import IRModule
@@ -168,14 +169,18 @@ def build_cached(
     *,
     lower: bool = True,
     key: dict | None = None,
+    prepare: Callable[[PrimFunc], PrimFunc] | None = None,
 ):
     """A `Library` of `functions` whose object code comes from the object cache when it can
     (shapeflow.codegen.llvm.object_cache), else is compiled once and cached.
 
     Without `key`, structurally equal functions are compiled once, and each remaining function is its own
     cache entry keyed by its LLVM IR text: a model compiled again, or one sharing kernels with another,
-    runs LLVM only for what is new. With `key` (a description of what `functions` are, e.g. a GEMM family's
-    parameters), the whole set is one entry under that key plus the toolchain, so a hit generates no IR.
+    runs LLVM only for what is new. `prepare` (e.g. a default schedule) is applied to each distinct
+    function before lowering. LLVM runs on a worker thread (llvmlite releases the GIL) while the next
+    function is prepared, lowered and rendered. With `key` (a description of what `functions` are, e.g. a
+    GEMM family's parameters), the whole set is one entry under that key plus the toolchain, so a hit
+    generates no IR.
     """
     from shapeflow.codegen.llvm.object_cache import (  # noqa: PLC0415
         BACKEND_SOURCES,
@@ -191,6 +196,8 @@ def build_cached(
     cache = ObjectCache()
     options = _codegen_options(target)
     if key is not None:
+        if prepare is not None:
+            functions = {name: prepare(f) for name, f in functions.items()}
         functions = _lower(functions) if lower else dict(functions)
         full_key = family_cache_key(key, target)
         entry = cache.get(full_key)
@@ -200,10 +207,8 @@ def build_cached(
             cache.put(full_key, entry)
         return Library(LoadedObjects(entry.objects, target), abis, "", target)
     unique, aliases = unique_functions(functions)
-    if lower:
-        unique = _lower(unique)
     toolchain = toolchain_key(target, options, BACKEND_SOURCES)
-    abis, objects = _build_each(unique, target, options, toolchain, cache)
+    abis, objects = _build_each(unique, target, options, toolchain, cache, prepare, lower)
     for alias, rep in aliases.items():
         abis[alias] = dataclasses.replace(abis[rep], name=alias)
     return Library(LoadedObjects(objects, target), {name: abis[name] for name in functions}, "", target)
@@ -227,24 +232,37 @@ def library_cache_entry(library):
     return CacheEntry(_abi_meta({name: k.abi for name, k in library.kernels.items()}), tuple(objects))
 
 
-def _build_each(functions: dict[str, PrimFunc], target: Target, options, toolchain: dict, cache):
-    """Each function in its own module and cache entry (keyed by its IR text): (ABIs, object files)."""
-    from shapeflow.codegen.llvm import generate_llvm_ir, target_machine  # noqa: PLC0415
-    from shapeflow.codegen.llvm.object_cache import CacheEntry, compile_object, text_digest  # noqa: PLC0415
+def _build_each(
+    functions: dict[str, PrimFunc], target: Target, options, toolchain: dict, cache, prepare, lower
+):
+    """Each function prepared, lowered and rendered in its own module, cached under its IR text; LLVM for
+    the misses runs on one worker thread meanwhile (llvmlite serializes LLVM calls itself, so one is
+    enough). (ABIs, object files)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from shapeflow.codegen.llvm import generate_llvm_ir, object_cache, target_machine  # noqa: PLC0415
 
     machine = target_machine(target.cpu, target.features, target.opt_level)
     triple, layout = machine.triple, str(machine.target_data)
     abis: dict = {}
-    objects: list[bytes] = []
-    for name, func in functions.items():
-        text, one = generate_llvm_ir(
-            {name: func}, options, triple=triple, data_layout=layout, module_name=name
-        )
-        key = {**toolchain, "ir": text_digest(text)}
-        entry = cache.get(key)
-        if entry is None:
-            entry = CacheEntry({}, (compile_object(text, target),))
-            cache.put(key, entry)
-        abis.update(one)
-        objects.extend(entry.objects)
+    pending: list[tuple[dict, object]] = []  # (key, cached entry or future object file)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shapeflow-llvm") as llvm_worker:
+        for name, func in functions.items():
+            if prepare is not None:
+                func = prepare(func)
+            if lower:
+                func = _lower({name: func})[name]
+            text, one = generate_llvm_ir(
+                {name: func}, options, triple=triple, data_layout=layout, module_name=name
+            )
+            key = {**toolchain, "ir": object_cache.text_digest(text)}
+            entry = cache.get(key)
+            pending.append((key, entry or llvm_worker.submit(object_cache.compile_object, text, target)))
+            abis.update(one)
+        objects: list[bytes] = []
+        for key, found in pending:
+            if not isinstance(found, object_cache.CacheEntry):
+                found = object_cache.CacheEntry({}, (found.result(),))
+                cache.put(key, found)
+            objects.extend(found.objects)
     return abis, objects

@@ -64,25 +64,27 @@ def _legalize(state: CompileState) -> None:
 
 
 def _build_kernels(state: CompileState) -> None:
-    from shapeflow.build import build_cached, unique_functions  # noqa: PLC0415
+    from shapeflow.build import build_cached  # noqa: PLC0415
     from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
 
     # Only the kernels the program calls: SplitGemm leaves the fused kernels it replaced in the module
     # (about half of a model's kernels), and they need no machine code.
     called = _called_kernels(state.mod)
     prims = {name: f for name, f in state.mod.items() if isinstance(f, PrimFunc) and name in called}
-    # Repeated layers give structurally equal kernels: each distinct one is scheduled and compiled once.
-    unique, aliases = unique_functions(prims)
+    prepare = None
     if state.opt_level >= 1:
         # Default schedule rule 2 (passes/tir/default_schedule.py): parallel + vectorized elementwise and
         # injective kernels, row-parallel reductions; a rule that does not apply leaves the kernel as is.
         from shapeflow.passes.tir.default_schedule import apply_default_schedule  # noqa: PLC0415
 
         bounds = _declared_bounds(state.mod)
-        unique = {name: apply_default_schedule(f, bounds=bounds) for name, f in unique.items()}
-    prims = {name: unique[aliases.get(name, name)] for name in prims}
-    # Object code from the disk cache where the same kernel was compiled before (codegen/llvm/object_cache).
-    state.library = build_cached(prims, state.target)
+
+        def prepare(func):
+            return apply_default_schedule(func, bounds=bounds)
+
+    # Repeated layers give structurally equal kernels: each distinct one is scheduled and compiled once, and
+    # its object code comes from the disk cache where it was compiled before (codegen/llvm/object_cache).
+    state.library = build_cached(prims, state.target, prepare=prepare)
 
 
 def _called_kernels(mod: IRModule) -> set[str]:
