@@ -11,11 +11,12 @@ fuzzer to each ablation's. Every configuration starts from the same seed corpus 
 it) and runs for the same wall time.
 
 By default configurations run one after another. On a shared, loaded machine the load then differs from
-one configuration to the next; `--parallel` runs all configurations of a seed at the same time instead (each
-in its own process tree), so that they share whatever the machine gives them: equal wall time and equal
-conditions. With several `--seeds`, the JSON gives each seed's numbers and the medians (of arcs gained and
-of the per-seed ratios). The load average is recorded beside the numbers. `--configs graph` runs the
-graph-level mode (not comparable with the loop-level ones: other code).
+one configuration to the next; `--parallel` runs all configurations of a seed at the same time instead
+(each in its own process tree), so that they share whatever the machine gives them. `--cpu-seconds B`
+gives every campaign B seconds of worker CPU time instead of wall time: on a machine shared with other
+work, the same amount of fuzzing per configuration. With several `--seeds`, the JSON gives each seed's
+numbers and the medians (of arcs gained and of the per-seed ratios). The load average is recorded beside
+the numbers. `--configs graph` runs the graph-level mode (not comparable with the loop-level ones).
 """
 
 from __future__ import annotations
@@ -55,17 +56,26 @@ def coverage_over_time(out: Path, seed_arcs: int, points: int = 6) -> list:
     return [[round(parsed[k][0], 1), max(0, parsed[k][1] - seed_arcs)] for k in picks]
 
 
-def run_one(name: str, out: Path, seconds: float, workers: int, seed: int, tvm: bool) -> dict:
+def run_one(name: str, out: Path, args, seed: int) -> dict:
     """One configuration's campaign and its numbers."""
     shutil.rmtree(out, ignore_errors=True)
-    summary = run_campaign(
-        CampaignOptions(
-            out, seconds=seconds, workers=workers, seed=seed, status_stream=None, tvm=tvm, **CONFIGS[name]
-        )
+    options = CampaignOptions(
+        out,
+        seconds=None if args.cpu_seconds else args.seconds,
+        cpu_seconds=args.cpu_seconds,
+        workers=args.workers,
+        seed=seed,
+        status_stream=None,
+        tvm=args.tvm,
+        **CONFIGS[name],
     )
+    summary = run_campaign(options)
+    workers = args.workers
     s = summary["stats"]
     result = {
         "tests": s["tests"],
+        "elapsed_s": round(s["elapsed"], 1),
+        "cpu_s": round(s.get("cpu_s", 0.0), 1),
         "tests_per_s_per_worker": round(s["tests"] / s["elapsed"] / workers, 2) if s["elapsed"] else 0,
         # Tests per CPU-second of the workers: tests/s per core as an unloaded machine would give it.
         "tests_per_cpu_s": round(s["tests"] / s["cpu_s"], 2) if s.get("cpu_s") else 0,
@@ -77,7 +87,7 @@ def run_one(name: str, out: Path, seconds: float, workers: int, seed: int, tvm: 
         "unique_bugs": len(summary["bugs"]),
         "coverage_over_time": coverage_over_time(out, s["seed_arcs"]),
     }
-    if tvm:
+    if args.tvm:
         result["tvm"] = {k: v for k, v in s.items() if k.startswith("tvm_")}
     return result
 
@@ -87,6 +97,7 @@ def _run_parallel(configs: list, root: Path, args) -> dict:
     procs = {}
     for name in configs:
         cmd = [sys.executable, __file__, "--one", name, "--seconds", str(args.seconds)]
+        cmd += ["--cpu-seconds", str(args.cpu_seconds)] if args.cpu_seconds else []
         cmd += ["--workers", str(args.workers), "--seeds", str(args.current_seed), "--out", str(root)]
         cmd += ["--tvm"] if args.tvm else []
         procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -109,7 +120,12 @@ def _ratios(results: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=600.0)
+    ap.add_argument("--seconds", type=float, default=600.0, help="wall time per campaign")
+    ap.add_argument(
+        "--cpu-seconds",
+        type=float,
+        help="instead of wall time: worker CPU seconds per campaign (equal work whatever the load)",
+    )
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=None, help="one campaign seed (same as --seeds S)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="campaign seeds; medians over them")
@@ -122,7 +138,7 @@ def main(argv=None) -> int:
     seeds = [args.seed] if args.seed is not None else args.seeds
     if args.one:
         out = Path(args.out) / args.one
-        print(json.dumps(run_one(args.one, out, args.seconds, args.workers, seeds[0], args.tvm)))
+        print(json.dumps(run_one(args.one, out, args, seeds[0])))
         return 0
     load_before = os.getloadavg()
     per_seed = {}
@@ -132,10 +148,7 @@ def main(argv=None) -> int:
             args.current_seed = seed
             results = _run_parallel(args.configs, root, args)
         else:
-            results = {
-                name: run_one(name, root / name, args.seconds, args.workers, seed, args.tvm)
-                for name in args.configs
-            }
+            results = {name: run_one(name, root / name, args, seed) for name in args.configs}
         per_seed[seed] = {"results": results, "new_arcs_ratio_full_vs": _ratios(results)}
     medians = {}
     for name in args.configs:
@@ -155,7 +168,8 @@ def main(argv=None) -> int:
         if ratios:
             medians[name]["ratio_full_vs_median"] = statistics.median(ratios)
     report = {
-        "seconds": args.seconds,
+        "seconds": None if args.cpu_seconds else args.seconds,
+        "cpu_seconds": args.cpu_seconds,
         "workers": args.workers,
         "parallel": args.parallel,
         "seeds": seeds,

@@ -34,6 +34,8 @@ class CampaignOptions:
     out: Path
     seconds: float | None = None
     iterations: int | None = None
+    # A budget of worker CPU seconds (the sum over workers): equal work on a machine whose load varies.
+    cpu_seconds: float | None = None
     workers: int = 2
     seed: int = 0
     resume: bool = False
@@ -182,7 +184,7 @@ class Campaign:
             self.stats["seed_arcs"] = len(self.cmap)
             self.power.set_cost(worker.task.get("seed_index"), msg.get("cpu_s", 0.0))
         task = worker.task or {}
-        self.ops.credit(task.get("op"), new)
+        self.ops.credit(task.get("op"), new, msg.get("cpu_s", 0.1))
         if outcome.status == "invalid":
             self.stats["invalid"] += 1
             self.power.credit(task.get("parent_index"), kept=False)
@@ -276,6 +278,7 @@ class Campaign:
         start = time.monotonic()
         base_elapsed = float(self.stats["elapsed"])
         base_tests = int(self.stats["tests"])
+        base_cpu = float(self.stats.get("cpu_s", 0.0))
         last_row = last_status = 0.0
         csv_path = self.out / "coverage.csv"
         if not csv_path.exists():
@@ -286,8 +289,13 @@ class Campaign:
                 now = time.monotonic()
                 elapsed = now - start
                 run_tests = self.stats["tests"] - base_tests
-                done = (self.o.seconds is not None and elapsed >= self.o.seconds) or (
-                    self.o.iterations is not None and run_tests >= self.o.iterations
+                done = (
+                    (self.o.seconds is not None and elapsed >= self.o.seconds)
+                    or (self.o.iterations is not None and run_tests >= self.o.iterations)
+                    or (
+                        self.o.cpu_seconds is not None
+                        and self.stats.get("cpu_s", 0.0) - base_cpu >= self.o.cpu_seconds
+                    )
                 )
                 if done:
                     self._drain(workers, results)

@@ -91,10 +91,12 @@ BLIND_MIX: dict[str, dict[str, float]] = {
 class OperatorSchedule:
     """Which kind of mutation the next test uses, adapted to what has been paying off (after MOpt).
 
-    Each kind keeps an exponentially weighted average of the new arcs its tests reached. Kinds are drawn
-    with probability proportional to that yield, mixed with the blind mix (a fifth of the draws) so that
-    a kind that went quiet is still tried and can come back. Early on, generation and schedule steps open
-    whole new parts of the compiler; later the pass and IR mutators that still find arcs get the tests.
+    Each kind keeps an exponentially weighted average of the new arcs its tests reached per CPU second
+    (a campaign has a fixed time, so a kind whose tests cost twice as much must find twice as much).
+    Kinds are drawn with probability proportional to that yield, mixed with the blind mix (a fifth of the
+    draws) so that a kind that went quiet is still tried and can come back. Early on, generation and
+    schedule steps open whole new parts of the compiler; later the mutators that still find arcs get the
+    tests.
     """
 
     EXPLORE = 0.2
@@ -104,20 +106,21 @@ class OperatorSchedule:
         self.rng = rng
         self.mix = BLIND_MIX.get(mode, {"ir": 1.0})
         self.feedback = feedback
-        self.yields = {op: 8.0 for op in self.mix}  # optimistic: every kind is tried early on
+        self.yields = {op: 100.0 for op in self.mix}  # arcs per CPU second; optimistic: all are tried
         self.uses = {op: 0 for op in self.mix}
 
     def pick(self) -> str:
         ops = list(self.mix)
         if not self.feedback or self.rng.random() < self.EXPLORE:
             return self.rng.choices(ops, [self.mix[o] for o in ops])[0]
-        return self.rng.choices(ops, [self.yields[o] + 0.05 for o in ops])[0]
+        return self.rng.choices(ops, [self.yields[o] + 0.5 for o in ops])[0]
 
-    def credit(self, op: str | None, new_arcs: int) -> None:
+    def credit(self, op: str | None, new_arcs: int, cpu_s: float = 0.1) -> None:
         if op not in self.yields:
             return
         self.uses[op] += 1
-        self.yields[op] += self.DECAY * (new_arcs - self.yields[op])
+        rate = new_arcs / max(cpu_s, 0.01)
+        self.yields[op] += self.DECAY * (rate - self.yields[op])
 
 
 __all__ = ["BLIND_MIX", "EntryStats", "OperatorSchedule", "PowerSchedule"]

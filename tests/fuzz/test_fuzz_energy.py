@@ -48,12 +48,20 @@ def test_without_feedback_the_choice_ignores_coverage():
 def test_operator_schedule_follows_the_yield():
     ops = OperatorSchedule(random.Random(3), "full")
     for _ in range(200):
-        ops.credit("schedule", 30)
+        ops.credit("schedule", 30, 0.2)
         for op in ("fresh", "ir", "passes", "both"):
-            ops.credit(op, 0)
+            ops.credit(op, 0, 0.2)
     counts = _picks(ops)
     assert counts["schedule"] > 0.7 * 2000
     assert all(counts[op] > 0 for op in BLIND_MIX["full"])  # every kind is still tried
+
+
+def test_operator_yield_is_per_cpu_second():
+    ops = OperatorSchedule(random.Random(8), "full")
+    for _ in range(200):
+        ops.credit("schedule", 20, 1.0)  # 20 arcs per CPU second
+        ops.credit("fresh", 10, 0.1)  # 100 arcs per CPU second: half the arcs, a tenth of the cost
+    assert ops.yields["fresh"] > 3 * ops.yields["schedule"]
 
 
 def test_blind_operator_mix_and_ablation_modes():

@@ -1,7 +1,7 @@
 """Crashes and timeouts are reproduced and minimized with every candidate run in a separate process under
-a time limit: a planted pass that kills its process (SIGSEGV) or hangs on programs holding a call to an intrinsic is
-minimized to that pass alone on a smaller program that still ends the same way, and the finding's repro.py
-runs the test isolated."""
+a time limit: a planted pass that kills its process (SIGSEGV) or hangs on programs holding a call to an
+intrinsic is minimized to that pass alone on a smaller program that still ends the same way, and the
+finding's repro.py runs the test isolated."""
 
 import json
 import random
