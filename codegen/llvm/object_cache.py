@@ -23,12 +23,15 @@ table) as `<digest of key>.sfo`:
     objects bytes      the relocatable object files, back to back
 
 An entry is used only when the magic, the checksum, the header and the full key all match; anything else is
-logged as a warning and rebuilt (and rewritten atomically). Entries are also kept in memory for the process,
-and `remember` seeds that layer (an artifact carries its GEMM families' objects this way).
+logged as a warning and rebuilt (and rewritten atomically). The directory is bounded
+(`$SHAPEFLOW_OBJECT_CACHE_MB`, default 512; 0 writes nothing): past it the least recently used entries go.
+Entries are also kept in memory for the process (a bounded number), and `remember` seeds that layer (an
+artifact carries its GEMM families' objects this way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -45,6 +48,12 @@ log = logging.getLogger("shapeflow.codegen")
 SCHEMA = 1
 MAGIC = b"SFOBJ\x00\x00\x01"
 CACHE_ENV = "SHAPEFLOW_CACHE_DIR"
+# The directory's size bound in MiB (default 512; 0 writes nothing): a fuzzing campaign compiles endless
+# distinct kernels, so the least recently used entries are removed past it.
+SIZE_ENV = "SHAPEFLOW_OBJECT_CACHE_MB"
+DEFAULT_SIZE_MB = 512
+MEMORY_ENTRIES = 2048  # the in-process layer keeps at most this many entries (oldest dropped first)
+_PRUNE_EVERY = 32  # writes between two size checks of the directory
 _HLEN = struct.Struct("<Q")
 # The source that decides an object's bytes beyond what its key names. An entry keyed by its LLVM IR text
 # depends only on the optimizing back end; one keyed by parameters (a GEMM family) also on everything that
@@ -149,6 +158,18 @@ def remember(key: dict, entry: CacheEntry) -> None:
     """Keep `entry` under `key` for this process (no disk write)."""
     with _MEMORY_LOCK:
         _MEMORY[key_digest(key)] = (key, entry)
+        while len(_MEMORY) > MEMORY_ENTRIES:
+            del _MEMORY[next(iter(_MEMORY))]
+
+
+def size_limit_bytes() -> int:
+    try:
+        return max(0, int(float(os.environ.get(SIZE_ENV, DEFAULT_SIZE_MB)) * 2**20))
+    except ValueError:
+        return DEFAULT_SIZE_MB * 2**20
+
+
+_WRITES = [0]
 
 
 def forget_all() -> None:
@@ -188,17 +209,45 @@ class ObjectCache:
         if entry is None:
             log.warning("object cache entry %s is %s; compiling again", path, problem)
             return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
         remember(key, entry)
         return entry
 
     def put(self, key: dict, entry: CacheEntry) -> None:
         """Remember `entry` and write it atomically; an unwritable directory only costs a compile later."""
         remember(key, entry)
+        limit = size_limit_bytes()
+        if limit == 0:
+            return
         path = self.path(key)
         try:
             _write_atomic(path, _encode(key, entry))
         except OSError as exc:
             log.warning("cannot write the object cache entry %s: %s", path, exc)
+            return
+        _WRITES[0] += 1
+        if _WRITES[0] % _PRUNE_EVERY == 1:
+            self.prune(limit)
+
+    def prune(self, limit: int | None = None) -> int:
+        """Remove the least recently used entries until the directory holds at most `limit` bytes (default
+        `size_limit_bytes()`); how many were removed."""
+        limit = size_limit_bytes() if limit is None else limit
+        try:
+            files = [(e.stat().st_mtime, e.stat().st_size, e.path) for e in os.scandir(self.directory)]
+        except OSError:
+            return 0
+        total = sum(size for _, size, _ in files)
+        removed = 0
+        for _, size, path in sorted(files):
+            if total <= limit:
+                break
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+            total -= size
+        return removed
 
 
 def _encode(key: dict, entry: CacheEntry) -> bytes:

@@ -4,6 +4,7 @@ are compiled once and still give each caller the right answer; loading an artifa
 
 import logging
 import math
+import os
 
 import numpy as np
 import pytest
@@ -211,3 +212,22 @@ def test_artifact_load_builds_no_gemm_family(cache_dir, tmp_path, monkeypatch):
     x = rng.standard_normal((3, 5, D)).astype("float32")
     np.testing.assert_allclose(loaded(x), exe(x), rtol=1e-6, atol=1e-6)
     assert not (tmp_path / "empty" / "objects").exists()
+
+
+def test_directory_is_bounded_least_recently_used_first(cache_dir, monkeypatch):
+    cache = ObjectCache()
+    for i in range(6):
+        cache.put({"i": i}, CacheEntry({}, (bytes(10_000),)))
+        os.utime(cache.path({"i": i}), (1_000_000 + i, 1_000_000 + i))  # written in this order
+    forget_all()
+    assert cache.get({"i": 0}) is not None  # used now: it stays
+    time_order = sorted((p.stat().st_mtime, p.name) for p in (cache_dir / "objects").iterdir())
+    assert time_order[-1][1] == cache.path({"i": 0}).name
+    assert cache.prune(25_000) == 4
+    forget_all()
+    assert cache.get({"i": 0}) is not None and cache.get({"i": 5}) is not None
+    assert all(cache.get({"i": i}) is None for i in (1, 2, 3, 4))
+    monkeypatch.setenv(object_cache.SIZE_ENV, "0")
+    cache.put({"i": "unwritten"}, CacheEntry({}, (b"x",)))
+    forget_all()
+    assert cache.get({"i": "unwritten"}) is None
