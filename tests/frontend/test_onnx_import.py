@@ -161,12 +161,12 @@ def test_old_opset_unsupported_dtype_and_attribute_are_named():
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [s], [y])
     with pytest.raises(UnsupportedError, match="STRING"):
         from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
-    pads = onnx.numpy_helper.from_array(np.array([1, 1, 1, 1], np.int64), "pads")
-    graph = helper.make_graph(
+    pads = onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+    graph = helper.make_graph(  # reflect padding of a symbolic axis
         [helper.make_node("Pad", ["x4", "pads"], ["y4"], mode="reflect")],
         "g",
-        [helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, 5, 5])],
-        [helper.make_tensor_value_info("y4", TensorProto.FLOAT, [1, 1, 7, 7])],
+        [helper.make_tensor_value_info("x4", TensorProto.FLOAT, [1, 1, "h", 5])],
+        [helper.make_tensor_value_info("y4", TensorProto.FLOAT, [1, 1, None, 7])],
         [pads],
     )
     with pytest.raises(UnsupportedError, match="Pad.*reflect"):

@@ -440,6 +440,8 @@ def _pad(ctx, node):
     value = ctx.const(node, 2, "constant_value")
     axes = ctx.const(node, 3, "axes")
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.reshape(-1)]
+    if len(pads) != 2 * len(axes):
+        raise node.unsupported(f"pads has {len(pads)} entries, expected {2 * len(axes)} (two per axis)")
     if any(p < 0 for p in pads):
         raise node.unsupported("negative pads are not supported")
     width = [0] * (2 * rank)

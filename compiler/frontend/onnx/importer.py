@@ -43,6 +43,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
 )
 from shapeflow.frontend.onnx.context import ONNX_DTYPES, Context, Node, onnx_dtype, safe_name
 from shapeflow.frontend.onnx.registry import CONVERTERS, Known, lookup
+from shapeflow.ir.dtype import DataType
 from shapeflow.ir.expr import Var
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph import op
@@ -205,6 +206,7 @@ def value_inputs(graph: onnx.GraphProto, tensor: str, fixed=()) -> list[str]:
     order: the tensor itself when it is a graph input (of any dtype: Resize scales are floats), else the
     integer and bool inputs it is computed from (the shape arithmetic feeding it), not through Shape/Size.
     Inputs in `fixed` are left out; [] when the value does not come from graph inputs."""
+    tensor = tensor.split("\0", 1)[0]  # "x\0float32": the float32 copy of a 16-bit float x (see _upcast)
     inits = {i.name for i in graph.initializer}
     inputs = {v.name: v for v in graph.input if v.name not in inits}
     if tensor in inputs:
@@ -318,7 +320,12 @@ def _upcast(ctx: Context, conv, proto: onnx.NodeProto, version: int) -> bool:
         if name and str(ctx.dtype(name)) in _LOW_PRECISION:
             low = str(ctx.dtype(name))
             alias = f"{name}\0float32"
-            if not ctx.has(alias):
+            known = ctx.known_value(name)
+            if ctx.has(alias):
+                pass
+            elif known is not None and known.dtype != object and name not in ctx.values:
+                ctx.known[alias] = known.astype(np.float32)  # still known: Range bounds, Pad values
+            else:
                 ctx.values[alias] = ctx.emit(op.astype(ctx.expr(name), "float32"))
             renamed.input[i] = alias
     if low is None:
@@ -332,7 +339,9 @@ def _upcast(ctx: Context, conv, proto: onnx.NodeProto, version: int) -> bool:
         if not name:
             continue
         value = value.array if isinstance(value, Known) else value
-        if not isinstance(value, np.ndarray) and str(type_of(value).dtype) == "float32":
+        if isinstance(value, np.ndarray):  # folded at import time
+            value = value.astype(DataType(low).to_numpy()) if value.dtype == np.float32 else value
+        elif str(type_of(value).dtype) == "float32":
             value = op.astype(value, low)
         ctx.set(name, value)
     return True
