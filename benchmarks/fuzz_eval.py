@@ -11,12 +11,13 @@ fuzzer to each ablation's. Every configuration starts from the same seed corpus 
 it) and runs for the same wall time.
 
 By default configurations run one after another. On a shared, loaded machine the load then differs from
-one configuration to the next; `--parallel` runs all configurations of a seed at the same time instead
-(each in its own process tree), so that they share whatever the machine gives them. `--cpu-seconds B`
-gives every campaign B seconds of worker CPU time instead of wall time: on a machine shared with other
-work, the same amount of fuzzing per configuration. With several `--seeds`, the JSON gives each seed's
-numbers and the medians (of arcs gained and of the per-seed ratios). The load average is recorded beside
-the numbers. `--configs graph` runs the graph-level mode (not comparable with the loop-level ones).
+one configuration to the next; `--parallel` runs all campaigns (every seed and configuration) at the same
+time instead, each in its own process tree, so that they share whatever the machine gives them. `--cpu-
+seconds B` gives every campaign B seconds of worker CPU time instead of wall time: on a machine shared
+with other work, the same amount of fuzzing per configuration. With several `--seeds`, the JSON gives
+each seed's numbers and the medians (of arcs gained and of the per-seed ratios). The load average is
+recorded beside the numbers. `--configs graph` runs the graph-level mode (not comparable with the loop-
+level ones).
 """
 
 from __future__ import annotations
@@ -92,19 +93,28 @@ def run_one(name: str, out: Path, args, seed: int) -> dict:
     return result
 
 
-def _run_parallel(configs: list, root: Path, args) -> dict:
-    """All configurations of one seed at once, each campaign in its own process (and its workers)."""
+def _run_parallel(configs: list, seeds: list, args) -> dict:
+    """Every (seed, configuration) campaign at once, each in its own process (and its workers)."""
     procs = {}
-    for name in configs:
-        cmd = [sys.executable, __file__, "--one", name, "--seconds", str(args.seconds)]
-        cmd += ["--cpu-seconds", str(args.cpu_seconds)] if args.cpu_seconds else []
-        cmd += ["--workers", str(args.workers), "--seeds", str(args.current_seed), "--out", str(root)]
-        cmd += ["--tvm"] if args.tvm else []
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    results = {}
-    for name, proc in procs.items():
+    for seed in seeds:
+        for name in configs:
+            cmd = [sys.executable, __file__, "--one", name, "--seconds", str(args.seconds)]
+            cmd += ["--cpu-seconds", str(args.cpu_seconds)] if args.cpu_seconds else []
+            cmd += [
+                "--workers",
+                str(args.workers),
+                "--seeds",
+                str(seed),
+                "--out",
+                str(Path(args.out) / f"seed{seed}"),
+            ]
+            cmd += ["--tvm"] if args.tvm else []
+            procs[seed, name] = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    results: dict = {seed: {} for seed in seeds}
+    for (seed, name), proc in procs.items():
         out, _ = proc.communicate()
-        results[name] = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {"error": True}
+        ok = proc.returncode == 0 and out.strip()
+        results[seed][name] = json.loads(out.strip().splitlines()[-1]) if ok else {"error": proc.returncode}
     return results
 
 
@@ -141,15 +151,12 @@ def main(argv=None) -> int:
         print(json.dumps(run_one(args.one, out, args, seeds[0])))
         return 0
     load_before = os.getloadavg()
-    per_seed = {}
-    for seed in seeds:
-        root = Path(args.out) / f"seed{seed}"
-        if args.parallel:
-            args.current_seed = seed
-            results = _run_parallel(args.configs, root, args)
-        else:
-            results = {name: run_one(name, root / name, args, seed) for name in args.configs}
-        per_seed[seed] = {"results": results, "new_arcs_ratio_full_vs": _ratios(results)}
+    if args.parallel:
+        by_seed = _run_parallel(args.configs, seeds, args)
+    else:
+        root = Path(args.out)
+        by_seed = {s: {n: run_one(n, root / f"seed{s}" / n, args, s) for n in args.configs} for s in seeds}
+    per_seed = {s: {"results": r, "new_arcs_ratio_full_vs": _ratios(r)} for s, r in by_seed.items()}
     medians = {}
     for name in args.configs:
         gained = [s["results"][name].get("new_arcs_over_seeds", 0) for s in per_seed.values()]
