@@ -30,6 +30,12 @@ thread then waits at the join for a scheduler timeslice. Passive: 1280 and 1193 
 the 4-row sum, no collapse; the price is the ~8 us wake-up above, which the threshold keeps off small
 loops. OMP_WAIT_POLICY=active was worse under load (a 64K-element add: 31996 us) and crashed the process
 at exit twice; spin counts of 3000 and 30000 gave 150 us-15 ms medians.
+
+What this does not fix: `GOMP_parallel` returns only when every team thread has run, so at heavy
+oversubscription (load average 12-15 on 2 cores) a team call still waits for a descheduled thread; the
+threads claim chunks dynamically (codegen/llvm/parallel.py) so the waiting thread's share is done by the
+others, but the join remains (a 2^22-element add: median 1.3 ms on one thread, 2-6 ms with the team; best
+times equal). Skipping threads that have not started, as onnxruntime's pool does, needs a pool of our own.
 """
 
 from __future__ import annotations
