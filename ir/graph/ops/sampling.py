@@ -153,72 +153,97 @@ def _cubic_te(t):
 
 
 def _grid_sample_legalize(inputs, out, mode, padding_mode, align_corners):
+    """Three stages, each a small expression: the processed coordinate per output point and axis; per
+    axis and tap, the tap's input index and weight (padding applied: a zeros-padded tap outside the input
+    gets weight 0 and a clamped index); then a reduction over the taps of all axes."""
     x, grid = inputs
     dims = list(x.shape[2:])
     s = len(dims)
     dtype = x.dtype
     zero_i, one_i = T.const(0, "int64"), T.const(1, "int64")
+    taps = {"nearest": 1, "linear": 2, "cubic": 4}[mode]
 
     def f(value):
         return T.const(value, dtype)
 
-    def bounds(i):
-        length = T.cast(dims[i], dtype)
+    def pick(values, i):
+        """values[i] for an index expression i over the spatial axes."""
+        chosen = values[-1]
+        for k in range(s - 2, -1, -1):
+            chosen = E.select(E.EQ(i, T.const(k, "int64")), values[k], chosen)
+        return chosen
+
+    def axis_bounds(length):
         return (f(0.0), length - f(1.0)) if align_corners else (f(-0.5), length - f(0.5))
 
-    def fetch(n, c, index):
-        """x at integer `index` (one per spatial dim) under the padding rule."""
-        fixed, inside = [], None
-        for i, v in enumerate(index):
-            d = dims[i]
-            if padding_mode == "reflection":
-                lo, hi = bounds(i)
-                v = T.cast(_reflect_float(T.cast(v, dtype), lo, hi), "int64")
-            elif padding_mode == "zeros":
-                cond = E.logical_and(v >= zero_i, v < d)
-                inside = cond if inside is None else E.logical_and(inside, cond)
-            fixed.append(te.max(te.min(v, d - one_i), zero_i))
-        value = x[(n, c, *fixed)]
-        return value if inside is None else E.select(inside, value, f(0.0))
+    def coordinate(n, *rest):
+        o, i = rest[:-1], rest[-1]
+        length = T.cast(pick(dims, i), dtype)
+        g = grid[(n, *o, T.const(s - 1, "int64") - i)]
+        if align_corners:
+            v = (g + f(1.0)) / f(2.0) * (length - f(1.0))
+        else:
+            v = ((g + f(1.0)) * length - f(1.0)) / f(2.0)
+        if mode == "nearest":
+            v = te.round(v)
+        lo, hi = axis_bounds(length)
+        if padding_mode == "border":
+            return E.select(E.logical_or(v < lo, v > hi), te.max(te.min(v, length - f(1.0)), f(0.0)), v)
+        if padding_mode == "reflection":
+            return _reflect_float(v, lo, hi)
+        return v
+
+    point_shape = (x.shape[0], *grid.shape[1:-1])
+    coords = te.compute((*point_shape, T.const(s, "int64")), coordinate, name="grid_sample_coord")
+    tap_shape = (*point_shape, T.const(s, "int64"), T.const(taps, "int64"))
+
+    def tap(n, *rest):
+        """(index before padding, weight) of tap t on axis i."""
+        o, i, t = rest[:-2], rest[-2], rest[-1]
+        v = coords[(n, *o, i)]
+        if mode == "nearest":
+            return _to_index(v), f(1.0)
+        base = te.floor(v)
+        frac = v - base
+        if mode == "linear":
+            return _to_index(base) + t, E.select(E.EQ(t, zero_i), f(1.0) - frac, frac)
+        weights = _cubic_te(frac)
+        return _to_index(base) - one_i + t, pick_tap(weights, t)
+
+    def pick_tap(weights, t):
+        chosen = weights[-1]
+        for k in range(len(weights) - 2, -1, -1):
+            chosen = E.select(E.EQ(t, T.const(k, "int64")), weights[k], chosen)
+        return chosen
+
+    def padded_index(n, *rest):
+        index, _ = tap(n, *rest)
+        i = rest[-2]
+        d = pick(dims, i)
+        if padding_mode == "reflection":
+            lo, hi = axis_bounds(T.cast(d, dtype))
+            index = T.cast(_reflect_float(T.cast(index, dtype), lo, hi), "int64")
+        return te.max(te.min(index, d - one_i), zero_i)
+
+    def padded_weight(n, *rest):
+        index, weight = tap(n, *rest)
+        if padding_mode != "zeros":
+            return weight
+        d = pick(dims, rest[-2])
+        return E.select(E.logical_and(index >= zero_i, index < d), weight, f(0.0))
+
+    indices = te.compute(tap_shape, padded_index, name="grid_sample_index")
+    weights = te.compute(tap_shape, padded_weight, name="grid_sample_weight")
 
     def body(n, c, *o):
-        coords = []
+        ts = [te.reduce_axis((0, taps), name=f"t{i}") for i in range(s)]
+        weight = None
+        where = []
         for i in range(s):
-            g = grid[(n, *o, T.const(s - 1 - i, "int64"))]
-            length = T.cast(dims[i], dtype)
-            if align_corners:
-                v = (g + f(1.0)) / f(2.0) * (length - f(1.0))
-            else:
-                v = ((g + f(1.0)) * length - f(1.0)) / f(2.0)
-            if mode == "nearest":
-                v = te.round(v)
-            lo, hi = bounds(i)
-            outside = E.logical_or(v < lo, v > hi)
-            if padding_mode == "border":
-                v = E.select(outside, te.max(te.min(v, length - f(1.0)), f(0.0)), v)
-            elif padding_mode == "reflection":
-                v = _reflect_float(v, lo, hi)
-            coords.append(v)
-        if mode == "nearest":
-            return fetch(n, c, [_to_index(v) for v in coords])
-        taps = []
-        for v in coords:
-            base = te.floor(v)
-            t = v - base
-            b = _to_index(base)
-            if mode == "linear":
-                taps.append([(b, f(1.0) - t), (b + one_i, t)])
-            else:
-                weights = _cubic_te(t)
-                taps.append([(b + T.const(k - 1, "int64"), weights[k]) for k in range(4)])
-        total = None
-        for combo in itertools.product(*taps):
-            weight = combo[0][1]
-            for _, w in combo[1:]:
-                weight = weight * w
-            term = weight * fetch(n, c, [i for i, _ in combo])
-            total = term if total is None else total + term
-        return total
+            at = (n, *o, T.const(i, "int64"), ts[i])
+            weight = weights[at] if weight is None else weight * weights[at]
+            where.append(indices[at])
+        return te.sum(weight * x[(n, c, *where)], axis=ts)
 
     return te.compute(T.out_shape(out), body, name="grid_sample")
 
