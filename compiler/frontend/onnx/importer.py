@@ -204,14 +204,17 @@ SHAPE_ONLY_OPS = frozenset({"Shape", "Size"})
 def value_inputs(graph: onnx.GraphProto, tensor: str, fixed=()) -> list[str]:
     """The graph inputs whose values `tensor` (a value needed at import time) is computed from, in graph
     order: the tensor itself when it is a graph input (of any dtype: Resize scales are floats), else the
-    integer and bool inputs it is computed from (the shape arithmetic feeding it), not through Shape/Size.
-    Inputs in `fixed` are left out; [] when the value does not come from graph inputs."""
-    tensor = tensor.split("\0", 1)[0]  # "x\0float32": the float32 copy of a 16-bit float x (see _upcast)
+    inputs it is computed from (not through Shape/Size) that can be shape arithmetic: integer or bool
+    ones and scalars. A tensor of a subgraph or function body ("\0"-prefixed) is not traced: every such
+    input of rank <= 1 is named. Inputs in `fixed` are left out; [] when none is left."""
+    if not tensor.startswith("\0"):
+        tensor = tensor.split("\0", 1)[0]  # "x\0float32": the float32 copy of a 16-bit x (see _upcast)
     inits = {i.name for i in graph.initializer}
     inputs = {v.name: v for v in graph.input if v.name not in inits}
     if tensor in inputs:
         return [] if tensor in fixed else [tensor]
     producer = {out: node for node in graph.node for out in node.output if out}
+    traced = tensor in producer
     seen, stack, found = set(), [tensor], set()
     while stack:
         name = stack.pop()
@@ -223,11 +226,20 @@ def value_inputs(graph: onnx.GraphProto, tensor: str, fixed=()) -> list[str]:
         node = producer.get(name)
         if node is not None and node.op_type not in SHAPE_ONLY_OPS:
             stack.extend(node.input)
+            for attr in node.attribute:  # If/Loop bodies read outer tensors by name
+                for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                    stack.extend(name for inner in _all_nodes(sub) for name in inner.input)
     integer = (onnx.TensorProto.BOOL, *(k for k, v in ONNX_DTYPES.items() if "int" in v))
+
+    def shape_arithmetic(value: onnx.ValueInfoProto) -> bool:
+        tt = value.type.tensor_type
+        rank = len(tt.shape.dim) if tt.HasField("shape") else None
+        if traced:
+            return tt.elem_type in integer or rank == 0
+        return rank is not None and (rank == 0 or (rank == 1 and tt.elem_type in integer))
+
     return [
-        n
-        for n, v in inputs.items()
-        if n in found and n not in fixed and v.type.tensor_type.elem_type in integer
+        n for n, v in inputs.items() if (n in found or not traced) and n not in fixed and shape_arithmetic(v)
     ]
 
 
