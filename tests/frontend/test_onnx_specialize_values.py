@@ -185,3 +185,40 @@ def test_old_opset_with_a_changed_schema_is_refused_naming_op_and_versions():
     assert changed_schemas(model.graph, 6) == [("Add", 6, 13)]
     with pytest.raises(UnsupportedError, match=r"'Add' is version 6 .* version 13"):
         from_onnx(model)
+
+
+@pytest.mark.parametrize("mode", ["edge", "reflect", "wrap"])
+def test_pad_modes_that_repeat_elements_match_numpy(mode):
+    pads = helper.make_tensor("pads", TensorProto.INT64, [6], [0, 2, 1, 0, 3, 2])
+    model = _model(
+        [helper.make_node("Pad", ["x", "pads"], ["y"], mode=mode)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 9, 6])],
+        inits=[pads],
+    )
+    exe = shapeflow.compile(model)
+    for n in (1, 5):
+        x = np.random.rand(n, 4, 3).astype(np.float32)
+        np.testing.assert_array_equal(exe(x), np.pad(x, [(0, 0), (2, 3), (1, 2)], mode=mode))
+
+
+def test_training_dropout_with_ratio_zero_is_the_identity_specialized_on_mode_and_ratio():
+    model = _model(
+        [helper.make_node("Dropout", ["x", "r", "t"], ["y", "mask"])],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4]),
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, []),
+            helper.make_tensor_value_info("t", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, [3, 4]),
+        ],
+    )
+    exe = _interpreted(model)
+    x = np.random.rand(3, 4).astype(np.float32)
+    y, mask = exe(x, np.array(0.0, np.float32), np.array(True))
+    np.testing.assert_array_equal(y, x)
+    assert mask.all() and set(exe.specialized_inputs) == {"r", "t"}
+    with pytest.raises(UnsupportedError, match="non-zero ratio"):
+        exe(x, np.array(0.5, np.float32), np.array(True))
