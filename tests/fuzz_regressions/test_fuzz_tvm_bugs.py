@@ -105,3 +105,89 @@ def test_tvm_builds_float16_intrinsics(fn):
     ref = {"log1p": np.log1p, "erf": np.vectorize(math.erf)}[fn](x.astype(np.float64))
     got = _tvm_run(FLOAT16_INTRINSIC.format(fn=fn), x)
     np.testing.assert_allclose(got.astype(np.float64), ref, rtol=1e-2, atol=1e-3)
+
+
+# Found by the 1-hour --tvm campaign (findings e45701d9cf23 and 06ae83531fb1), minimized by hand. Both come
+# from the index rewriting of FlattenBuffer (TVM's affine iter-map simplifier), which turns a floormod of a
+# negated loop variable into a floormod by a negative divisor.
+#
+# floormod(2 - i, 3) becomes `i % -3 * -1`: the constant 2 is dropped, so B[0] reads A[0] instead of A[2].
+# `tvm.sym.iter_map_simplify([floormod(2 - i, 3)], {i: Range(0, 3)})` shows the same wrong rewrite.
+FLOORMOD_OF_NEGATED_INDEX = """
+@T.prim_func
+def main(a_h: T.handle, b_h: T.handle):
+    n = T.int64()
+    A = T.match_buffer(a_h, (T.int64(3),), "int64")
+    B = T.match_buffer(b_h, (n,), "int64")
+    for i in T.serial(T.int64(0), n):
+        B[i] = A[T.floormod(T.int64(2) - i, T.int64(3))]
+"""
+
+# floormod(i, floordiv(n, -1)) (what floormod(0 - i, n) is rewritten to) is lowered by LowerIntrin into
+# nested Lets that reuse one variable `rmod` in several places; the LLVM code generator then binds `rmod`
+# twice and stops on "Check failed: (allow_override) is false: Binding of variable rmod ... conflicts".
+FLOORMOD_BY_NEGATED_DIM = """
+@T.prim_func
+def main(b_h: T.handle):
+    n = T.int64()
+    B = T.match_buffer(b_h, (n,), "int64")
+    for i in T.serial(T.int64(0), n):
+        B[i] = T.floormod(i, T.floordiv(n, T.int64(-1)))
+"""
+
+SHAPEFLOW_FLOORMOD = {
+    "negated_index": """# shapeflow.ir v1
+@T.prim_func
+def main(A: T.Buffer((3,), "int64"), B: T.Buffer((n,), "int64")):
+    for i in T.serial(0, n):
+        B[i] = A[(2 - i) % 3]
+""",
+    "negated_dim": """# shapeflow.ir v1
+@T.prim_func
+def main(B: T.Buffer((n,), "int64")):
+    for i in T.serial(0, n):
+        B[i] = i % (n // -1)
+""",
+}
+
+
+def _floormod_expected(name: str, n: int) -> list:
+    a = np.array([10, 20, 30], "int64")
+    if name == "negated_index":
+        return [a, np.zeros(n, "int64")], [a, a[[(2 - i) % 3 for i in range(n)]]]
+    return [np.zeros(n, "int64")], [np.array([i % -n for i in range(n)], "int64")]
+
+
+@pytest.mark.parametrize("name", sorted(SHAPEFLOW_FLOORMOD))
+def test_shapeflow_compiles_the_floormod_programs_right(name):
+    import shapeflow
+    from shapeflow.fuzz.oracles import as_func
+    from shapeflow.ir.module import IRModule
+    from shapeflow.ir.text import parse
+
+    lib = shapeflow.build(IRModule({"main": as_func(parse(SHAPEFLOW_FLOORMOD[name]))}), "cpu")
+    for n in (1, 5, 7):
+        args, expected = _floormod_expected(name, n)
+        lib["main"](*args)
+        for got, want in zip(args, expected):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="FlattenBuffer: floormod(2 - i, 3) -> i % -3 * -1"
+)
+def test_tvm_indexes_with_floormod_of_a_negated_loop_variable():
+    from shapeflow.fuzz.tvm_oracle import build_tvm, run_tvm
+
+    args, expected = _floormod_expected("negated_index", 5)
+    got = run_tvm(build_tvm(FLOORMOD_OF_NEGATED_INDEX), args)
+    np.testing.assert_array_equal(got[1], expected[1])
+
+
+@pytest.mark.xfail(strict=True, reason="tvm.compile: Binding of variable rmod ... conflicts")
+def test_tvm_builds_floormod_by_a_negated_dimension():
+    from shapeflow.fuzz.tvm_oracle import build_tvm, run_tvm
+
+    args, expected = _floormod_expected("negated_dim", 5)
+    got = run_tvm(build_tvm(FLOORMOD_BY_NEGATED_DIM), args)
+    np.testing.assert_array_equal(got[0], expected[0])
