@@ -222,8 +222,9 @@ def _recurrent(ctx: Context, node: Node):
             projected = b.emit(op.add(projected, wb))
         else:
             rb = b.emit(op.broadcast_to(b.const(0.0), (gates,)))
-        h = b.take(ctx.expr(h0), d, 0) if h0 else zeros
-        c = b.take(ctx.expr(c0), d, 0) if c0 else zeros
+        state_axis = 1 if layout == 1 else 0  # initial states are (batch, dirs, hidden) with layout 1
+        h = b.take(ctx.expr(h0), d, state_axis) if h0 else zeros
+        c = b.take(ctx.expr(c0), d, state_axis) if c0 else zeros
         extra["peepholes"] = b.take(ctx.expr(peep), d, 0) if peep else None
         reverse = direction == "reverse" or d == 1
         outputs = [None] * seq
