@@ -10,9 +10,10 @@ each as relu(conv2d(x, W) + bias) with a constant weight and bias. Each layer is
   (C*k*k, O) weight on the BLAS numpy links (OpenBLAS in our venvs), bias and relu in place;
 - torch: `F.relu(F.conv2d(x, W, b, stride, padding))` with `torch.set_num_threads(threads)`.
 Latency is the best and median of `--repeat` calls after a warm-up; `vs_X` is X's median / shapeflow's (above
-1: shapeflow faster); the summary has geometric means and GFLOP/s (2 * N*O*OH*OW*C*k*k / shapeflow's
-median). The thread count is set for the BLAS (environment, before numpy loads), torch and shapeflow's pool.
-Prints JSON: one line per layer and batch, then the summary.
+1: shapeflow faster), `vs_X_best` the same of the best times (steadier on a loaded machine, where a median
+of 2-thread runs measures the scheduler); the summary has geometric means and GFLOP/s (2 * N*O*OH*OW*C*k*k /
+shapeflow's median). The thread count is set for the BLAS (environment, before numpy loads), torch and
+shapeflow's pool. Prints JSON: one line per layer and batch, then the summary.
 """
 
 from __future__ import annotations
@@ -134,9 +135,11 @@ def measure_layer(np, torch, layer, rng, args) -> list[dict]:
             "gflops": round(flops / median["shapeflow"] / 1e9, 1),
             "rel_err_vs_numpy": err,
         }
+        best = {name: min(v) for name, v in samples.items()}
         for name in peers:
             if name != "shapeflow":
                 row[f"vs_{name}"] = round(median[name] / median["shapeflow"], 3)
+                row[f"vs_{name}_best"] = round(best[name] / best["shapeflow"], 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -176,9 +179,10 @@ def main() -> None:
     for batch in args.batches:
         mine = [r for r in rows if r["batch"] == batch]
         for peer in ("numpy", "torch"):
-            ratios = [r[f"vs_{peer}"] for r in mine if f"vs_{peer}" in r]
-            if ratios:
-                summary[f"geomean_vs_{peer}_batch{batch}"] = round(geomean(ratios), 3)
+            for kind in ("", "_best"):
+                ratios = [r[f"vs_{peer}{kind}"] for r in mine if f"vs_{peer}{kind}" in r]
+                if ratios:
+                    summary[f"geomean_vs_{peer}{kind}_batch{batch}"] = round(geomean(ratios), 3)
         summary[f"gflops_geomean_batch{batch}"] = round(geomean(r["gflops"] for r in mine), 1)
     print(json.dumps(summary))
     if args.out:
