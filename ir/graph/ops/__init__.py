@@ -18,6 +18,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     resize,
     sampling,
     scatter,
+    reindex,
     slice,
     spectral,
     trig,
