@@ -103,3 +103,39 @@ def test_other_resizes_keep_the_matrix_path_and_match_onnxruntime(shape_and_args
     assert not _uses_resize2d(model)
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     np.testing.assert_allclose(shapeflow.compile(model)(x), _onnxruntime(model, x), rtol=1e-4, atol=1e-5)
+
+
+def _upsample_model(in_shape, scales, opset):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * len(in_shape))
+    if opset >= 9:
+        inits = [helper.make_tensor("scales", TensorProto.FLOAT, [len(scales)], scales)]
+        node = helper.make_node("Upsample", ["x", "scales"], ["y"], mode="nearest")
+    else:
+        inits, node = [], helper.make_node("Upsample", ["x"], ["y"], mode="nearest", scales=scales)
+    graph = helper.make_graph([node], "upsample", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=4)
+
+
+@pytest.mark.parametrize("opset", [7, 9])
+@pytest.mark.parametrize(
+    "shape,scales",
+    [
+        ((1, 2, 3, 4), [1.0, 1.0, 2.0, 3.0]),
+        ((2, 3, 5), [1.0, 1.5, 2.5]),
+        ((1, 1, 4, 4), [1.0, 2.0, 1.0, 2.0]),
+    ],
+)
+def test_old_opset_upsample_matches_onnxruntime(opset, shape, scales):
+    model = _upsample_model(shape, scales, opset)
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(shapeflow.compile(model)(x), _onnxruntime(model, x))
+
+
+def test_upsample_of_symbolic_height_and_width_is_one_resize2d():
+    model = _upsample_model(["n", 3, "h", "w"], [1.0, 1.0, 2.0, 2.0], 9)
+    assert _uses_resize2d(model)
+    exe = shapeflow.compile(model)
+    for shape in [(1, 3, 1, 1), (2, 3, 5, 7)]:
+        x = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(exe(x), x.repeat(2, axis=2).repeat(2, axis=3))

@@ -1,5 +1,5 @@
-"""ONNX Resize: the common 2-D image resize as the graph op `resize2d`, everything else as one constant
-interpolation matrix per resized axis.
+"""ONNX Resize (and Upsample, its opset 7-9 predecessor, nearest mode): the common 2-D image resize as the
+graph op `resize2d`, everything else as one constant interpolation matrix per resized axis.
 
 `resize2d` (nearest or bilinear over H and W of an NCHW float tensor, ir/graph/ops/resize.py) is one fused
 op that takes symbolic H and W. Its coordinate formulas use scale = out / in, which is ONNX's scale when
@@ -220,3 +220,51 @@ def _resize_by_matrices(ctx: Context, node: Node, name: str, shape: list, axes: 
         info = np.iinfo(dtype.to_numpy())
         x = op.astype(op.clip(op.round(x), float(info.min), float(info.max)), str(dtype))
     return x
+
+
+# -- Upsample (opsets 7 to 9; Resize replaced it at 10) ---------------------------------------------------
+
+
+def _upsample(ctx: Context, node: Node, scales) -> object:
+    """Nearest upsampling: output index i along an axis reads input index floor(i / scale) (Resize with
+    asymmetric coordinates and floor rounding). An NCHW integer upscale of H and W is one resize2d (which
+    takes symbolic H and W); otherwise one take of constant indices per scaled axis (static axes)."""
+    mode = node.attr("mode", "nearest")
+    if mode != "nearest":
+        raise node.unsupported(f"mode {mode!r} is not supported (nearest only)")
+    name = node.inputs[0]
+    shape = list(ctx.shape(name))
+    scales = [float(s) for s in np.asarray(scales, dtype=np.float64).reshape(-1)]
+    if len(scales) != len(shape):
+        raise node.unsupported(f"scales has {len(scales)} entries for a rank-{len(shape)} input")
+    integer = all(s >= 1 and s == int(s) for s in scales)
+    if len(shape) == 4 and integer and scales[:2] == [1.0, 1.0] and str(ctx.dtype(name)) == "float32":
+        size = tuple(shape[a] * int(scales[a]) for a in (2, 3))
+        attrs = {
+            "size": size,
+            "method": "nearest",
+            "coordinate_transformation_mode": "asymmetric",
+            "rounding_method": "floor",
+        }
+        return make_call("resize2d", [ctx.expr(name)], attrs)
+    x = ctx.expr(name)
+    for axis, scale in enumerate(scales):
+        if scale == 1.0:
+            continue
+        length = as_int(shape[axis])
+        if length is None:
+            raise node.unsupported(f"upsampling the symbolic axis {axis} by {scale}")
+        out = int(np.floor(length * scale))
+        index = np.minimum(np.floor(np.arange(out) / scale), length - 1).astype(np.int64)
+        x = ctx.emit(op.take(x, Constant.from_array(index), axis))
+    return x
+
+
+@converter("Upsample", since=7)
+def _upsample7(ctx: Context, node: Node):
+    return _upsample(ctx, node, node.attr("scales"))
+
+
+@converter("Upsample", since=9)
+def _upsample9(ctx: Context, node: Node):
+    return _upsample(ctx, node, ctx.const(node, 1, "scales"))
