@@ -160,25 +160,38 @@ def _index(i: int):
 
 @converter("LpPool", since=18)
 def _lp_pool(ctx, node):
+    """(sum over the window of |x|^p)^(1/p): a padded average pool (divisor: the kernel size) of |x|^p
+    times the kernel size. 1-D pools run as 2-D pools over a unit height."""
     name = node.inputs[0]
     dtype = ctx.dtype(name)
     kernel = list(node.attr("kernel_shape"))
-    if len(kernel) != 2:
-        raise node.unsupported("only 2-D LpPool is supported")
+    rank = len(kernel)
+    if rank not in (1, 2, 3):
+        raise node.unsupported(f"{rank}-D LpPool is not supported (1-D to 3-D only)")
     if node.attr("ceil_mode", 0):
         raise node.unsupported("ceil_mode=1 is not supported")
-    from shapeflow.frontend.onnx.convert_nn import _window_padding  # noqa: PLC0415
+    from shapeflow.frontend.onnx.convert_nn import _pool3d, _window_padding  # noqa: PLC0415
 
-    strides = node.attr("strides") or [1, 1]
-    dilations = node.attr("dilations") or [1, 1]
-    if any(d != 1 for d in dilations):
-        raise node.unsupported("dilations are not supported")
+    strides = node.attr("strides") or [1] * rank
+    dilations = node.attr("dilations") or [1] * rank
     pads = _window_padding(ctx, node, kernel, strides, dilations)
     p = float(node.attr("p", 2))
     powered = op.power(op.abs(ctx.expr(name)), scalar(p, dtype))
-    mean = op.avg_pool2d(powered, tuple(kernel), tuple(strides), tuple(pads), (1, 1), True)
-    total = op.multiply(mean, scalar(kernel[0] * kernel[1], dtype))
-    return op.power(total, scalar(1.0 / p, dtype))
+
+    def pool(v, *args):
+        return op.avg_pool2d(v, *args, True)
+
+    if rank == 3:  # an average over the window is separable: (H, W) then D
+        mean = _pool3d(ctx, pool, powered, ctx.shape(name), kernel, strides, pads, dilations)
+    else:
+        if rank == 1:
+            powered = op.expand_dims(powered, (2,))
+            kernel, strides, dilations = [1, *kernel], [1, *strides], [1, *dilations]
+            pads = [0, pads[0], 0, pads[1]]
+        mean = pool(powered, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
+    total = op.multiply(mean, scalar(float(np.prod(kernel)), dtype))
+    y = op.power(total, scalar(1.0 / p, dtype))
+    return op.squeeze(y, (2,)) if rank == 1 else y
 
 
 # -- Einsum -----------------------------------------------------------------------------------------------

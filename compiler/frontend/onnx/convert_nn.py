@@ -187,7 +187,7 @@ converter("GlobalMaxPool")(_global_pool("max"))
 @converter("BatchNormalization", since=9)
 def _batch_norm(ctx, node):
     if node.attr("training_mode", 0):
-        raise node.unsupported("training_mode=1 is not supported")
+        return _batch_norm_training(ctx, node)
     node.attr("momentum")
     if len([o for o in node.outputs if o]) > 1:
         raise node.unsupported("the running mean/var outputs (training) are not supported")
@@ -206,6 +206,32 @@ def _batch_norm(ctx, node):
         ctx.fold_or_emit(op.reshape(shift, per_channel)),
     )
     return op.add(op.multiply(x, scale), shift)
+
+
+def _batch_norm_training(ctx: Context, node: Node):
+    """Normalized by the batch's own statistics (population variance over every axis but the channel);
+    the running mean and variance outputs are momentum * input + (1 - momentum) * batch statistic."""
+    x = _float(ctx, node, 0)
+    gamma, beta, mean_in, var_in = (_float(ctx, node, i) for i in range(1, 5))
+    dtype = ctx.dtype(node.inputs[0])
+    shape = ctx.shape(node.inputs[0])
+    rank = len(shape)
+    if rank < 2:
+        raise node.unsupported("training_mode=1 needs an input of rank >= 2")
+    axes = (0, *range(2, rank))
+    momentum = node.attr("momentum", 0.9)
+    per_channel = (shape[1],) + (1,) * (rank - 2)
+    mean = ctx.emit(op.mean(x, axes, False))
+    centered = ctx.emit(op.subtract(x, op.reshape(mean, per_channel)))
+    var = ctx.emit(op.mean(op.square(centered), axes, False))
+    inv = op.rsqrt(op.add(var, scalar(node.attr("epsilon", 1e-5), dtype)))
+    scale = ctx.emit(op.reshape(op.multiply(gamma, inv), per_channel))
+    y = op.add(op.multiply(centered, scale), op.reshape(beta, per_channel))
+
+    def running(current, batch):
+        return op.add(op.multiply(current, momentum), op.multiply(batch, 1.0 - momentum))
+
+    return [y, running(mean_in, mean), running(var_in, var)]
 
 
 @converter("InstanceNormalization")
@@ -390,3 +416,23 @@ def _shape_of(expr):
     from shapeflow.ir.graph.infer import type_of  # noqa: PLC0415
 
     return type_of(expr).shape
+
+
+@converter("LRN")
+def _lrn(ctx: Context, node: Node):
+    """x / (bias + alpha / size * (sum of squares over a channel window))^beta; the window sum is `size`
+    shifted slices of the zero-padded squares."""
+    x = _float(ctx, node, 0)
+    shape = ctx.shape(node.inputs[0])
+    size = node.attr("size")
+    alpha, beta, bias = node.attr("alpha", 1e-4), node.attr("beta", 0.75), node.attr("bias", 1.0)
+    if len(shape) < 3 or size < 1:
+        raise node.unsupported(f"a rank-{len(shape)} input with size {size} is not supported")
+    lo = (size - 1) // 2
+    padded = ctx.emit(op.pad(op.square(x), pad_width=(0, 0, lo, size - 1 - lo) + (0, 0) * (len(shape) - 2)))
+    channels = shape[1]
+    total = None
+    for k in range(size):
+        part = ctx.emit(op.strided_slice(padded, axes=(1,), begin=(k,), end=(channels + k,), strides=(1,)))
+        total = part if total is None else ctx.emit(op.add(total, part))
+    return op.divide(x, op.power(op.add(op.multiply(total, alpha / size), bias), beta))
