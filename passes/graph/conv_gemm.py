@@ -18,10 +18,10 @@ known to equal permute_dims(s, P) is remembered as (s, P) and only materialized 
 variable, right before its first use that needs it) when something other than a layout-agnostic op reads
 it. Layout-agnostic here: elementwise unary ops (out[i] = f(x[i])), broadcasting binary ops whose other
 operand is permuted the same way or is a constant (transposed at compile time), further permute_dims
-(composed; a pair that cancels disappears) and the next conv2d. In a ResNet only the stem's max-pool and
-the final global pooling see NCHW tensors. In the blocks it rewrites, a permute_dims of a constant is
-folded too (same size; FoldConstant leaves large ones, so a classifier's transposed weight would be
-transposed at every call).
+(composed; a pair that cancels disappears), max / average pooling (pooled channels-last) and the next
+conv2d. In a ResNet only the final global pooling sees an NCHW tensor. In the blocks it rewrites, a
+permute_dims of a constant is folded too (same size; FoldConstant leaves large ones, so a classifier's
+transposed weight would be transposed at every call).
 
 Refused (left as they are): groups != 1 (depthwise / grouped convs stay direct loop nests, which
 `schedule_direct_conv` hands to the default row-parallel rule), conv1d, other dtypes than float32, a
@@ -181,6 +181,8 @@ class _BlockRewriter:
             return self.constant_permute(b.var, call)
         if name == "permute_dims":
             return self.permute_dims(b.var, call)
+        if name in ("max_pool2d", "avg_pool2d"):
+            return self.pool(b.var, call)
         if name in self.unary:
             return self.elementwise_unary(b.var, call)
         if name in self.binary:
@@ -247,6 +249,16 @@ class _BlockRewriter:
             self.constants[id(var)] = folded
         else:
             self.out.append(G.VarBinding(var, folded))
+        return True
+
+    def pool(self, var: G.GraphVar, call: G.Call) -> bool:
+        """Pooling of a channels-last value: pooled channels-last (the op's "NHWC" layout)."""
+        found = self._virtual_of(call.args[0])
+        if found is None or call.attrs.get("layout") != "NCHW" or compose(found[1], NHWC) != (0, 1, 2, 3):
+            return False
+        attrs = {**call.attrs, "layout": "NHWC"}
+        y = self.emit(G.Call(call.op, (found[0],), attrs, call.type_args), f"{var.name}_nhwc")
+        self.set_virtual(var, y, NCHW)
         return True
 
     def elementwise_unary(self, var: G.GraphVar, call: G.Call) -> bool:

@@ -329,3 +329,31 @@ def test_pooling_kernels_get_parallel_schedules_and_match():
     for b in (1, 8):
         xv = rng.standard_normal((b, 16, 40, 40)).astype("float32")
         np.testing.assert_allclose(exe(xv), run(mod, xv), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg_include_pad", "avg_exclude_pad"])
+def test_channels_last_pooling_matches_nchw(kind):
+    """max_pool2d / avg_pool2d with layout="NHWC" (what the rewrite pools channels-last activations with):
+    compiled and interpreted, equal to NCHW pooling of the transposed input."""
+    from shapeflow.ir.graph.ops import get_op_def
+
+    n, h, w = Var("n"), Var("h"), Var("w")
+    x = GraphVar("x", TensorType((n, h, w, 6), "float32"))
+    attrs = dict(pool_size=(3, 2), strides=(2, 1), padding=(1, 0, 1, 1), dilation=(1, 1), layout="NHWC")
+    if kind != "max":
+        attrs["count_include_pad"] = kind == "avg_include_pad"
+    build = op.max_pool2d if kind == "max" else op.avg_pool2d
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            out = bb.emit_output(build(x, **attrs))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    exe = sf.compile(mod, dims={"n": (1, 8), "h": (1, 32), "w": (1, 32)})
+    nchw = {**attrs, "layout": "NCHW"}
+    reference = get_op_def(f"{kind[:3]}_pool2d").reference
+    for b, hv, wv in [(1, 1, 1), (2, 7, 5), (8, 13, 11)]:
+        xv = rng.standard_normal((b, hv, wv, 6)).astype("float32")
+        want = reference(xv.transpose(0, 3, 1, 2), **nchw).transpose(0, 2, 3, 1)
+        np.testing.assert_allclose(run(mod, xv), want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(exe(xv), want, rtol=1e-5, atol=1e-6)

@@ -22,6 +22,7 @@ from shapeflow.ir.graph.ops.registry import (
     attr_float,
     attr_int,
     attr_ints,
+    attr_str,
     register_op,
 )
 from shapeflow.ir.graph.shape import format_dim, simplify
@@ -201,29 +202,46 @@ for _rank in (1, 2):
 
 
 # -- pooling ------------------------------------------------------------------------------------------
+# NCHW, or NHWC ("layout"): the conv-as-GEMM rewrite keeps activations channels-last between convolutions
+# and pools them there rather than transposing around the pool.
+
+POOL_SPATIAL_AXES = {"NCHW": (2, 3), "NHWC": (1, 2)}
 
 
 def _pool_infer(info: CallInfo) -> Type:
     x = info.tensor(0)
+    layout = info.attrs["layout"]
+    if layout not in POOL_SPATIAL_AXES:
+        raise info.fail(f"layout must be one of {tuple(POOL_SPATIAL_AXES)}, got {layout!r}")
     if x.known_rank and x.ndim != 4:
-        raise info.fail(f"data must have rank 4 (NCHW), got {x.ndim}")
+        raise info.fail(f"data must have rank 4 ({layout}), got {x.ndim}")
     size = _spatial(info, "pool_size", 2, 1)
     sp = _norm_spatial(info, 2)
     if x.shape is None:
         return TensorType(None, x.dtype, 4)
-    out = [x.shape[0], x.shape[1]]
-    for i in range(2):
-        out.append(
-            _window_out(
-                x.shape[2 + i],
-                size[i],
-                sp["strides"][i],
-                sp["padding"][i],
-                sp["padding"][2 + i],
-                sp["dilation"][i],
-            )
+    out = list(x.shape)
+    for i, axis in enumerate(POOL_SPATIAL_AXES[layout]):
+        out[axis] = _window_out(
+            x.shape[axis],
+            size[i],
+            sp["strides"][i],
+            sp["padding"][i],
+            sp["padding"][2 + i],
+            sp["dilation"][i],
         )
     return TensorType(tuple(out), x.dtype)
+
+
+def _channels_last(reference):
+    """`reference` (NCHW) taking a layout attribute: NHWC data is transposed in and the result back."""
+
+    def run(x, *args, layout="NCHW", **kwargs):
+        if layout == "NCHW":
+            return reference(x, *args, **kwargs)
+        out = reference(np.transpose(x, (0, 3, 1, 2)), *args, **kwargs)
+        return np.ascontiguousarray(np.transpose(out, (0, 2, 3, 1)))
+
+    return run
 
 
 def _pool_windows(x, pool_size, strides, padding, dilation, fill):
@@ -259,22 +277,28 @@ def _avg_pool_reference(x, pool_size, strides, padding, dilation, count_include_
 
 
 def _pool_legalize(kind: str):
-    def legalize(inputs, out, pool_size, strides, padding, dilation, count_include_pad=True):
+    def legalize(inputs, out, pool_size, strides, padding, dilation, count_include_pad=True, layout="NCHW"):
         x = inputs[0]
+        ah, aw = POOL_SPATIAL_AXES[layout]
         size = pool_size * 2 if len(pool_size) == 1 else pool_size
         strides = strides * 2 if len(strides) == 1 else strides
         dilation = dilation * 2 if len(dilation) == 1 else dilation
         padding = _full_padding(padding, 2)
         fill = float(np.finfo(x.dtype.to_numpy()).min) if kind == "max" else 0.0
-        xp = pad_stage(x, [0, 0, *padding[:2]], [0, 0, *padding[2:]], fill)
+        before, after = [0, 0, 0, 0], [0, 0, 0, 0]
+        before[ah], before[aw], after[ah], after[aw] = padding
+        xp = pad_stage(x, before, after, fill)
 
-        def window(n, c, h, w, kh, kw):
-            return (n, c, h * strides[0] + kh * dilation[0], w * strides[1] + kw * dilation[1])
+        def window(idx, kh, kw):
+            out = list(idx)
+            out[ah] = idx[ah] * strides[0] + kh * dilation[0]
+            out[aw] = idx[aw] * strides[1] + kw * dilation[1]
+            return tuple(out)
 
-        def body(n, c, h, w):
+        def body(*idx):
             kh, kw = te.reduce_axis((0, size[0]), name="kh"), te.reduce_axis((0, size[1]), name="kw")
             reducer = te.max if kind == "max" else te.sum
-            return reducer(xp[window(n, c, h, w, kh, kw)], axis=[kh, kw])
+            return reducer(xp[window(idx, kh, kw)], axis=[kh, kw])
 
         pooled = te.compute(T.out_shape(out), body, name=f"{kind}_pool2d")
         if kind == "max":
@@ -282,12 +306,13 @@ def _pool_legalize(kind: str):
         if count_include_pad:
             return te.compute(pooled.shape, lambda *i: pooled[i] / float(size[0] * size[1]), name="avg")
 
-        def count(n, c, h, w):
+        def count(*idx):
             kh, kw = te.reduce_axis((0, size[0]), name="kh"), te.reduce_axis((0, size[1]), name="kw")
-            _, _, ph, pw = window(n, c, h, w, kh, kw)
+            where = window(idx, kh, kw)
+            ph, pw = where[ah], where[aw]
             valid = E.logical_and(
-                E.logical_and(ph >= padding[0], ph < padding[0] + x.shape[2]),
-                E.logical_and(pw >= padding[1], pw < padding[1] + x.shape[3]),
+                E.logical_and(ph >= padding[0], ph < padding[0] + x.shape[ah]),
+                E.logical_and(pw >= padding[1], pw < padding[1] + x.shape[aw]),
             )
             return te.sum(E.select(valid, T.const(1.0, x.dtype), T.const(0.0, x.dtype)), axis=[kh, kw])
 
@@ -303,21 +328,22 @@ _POOL_ATTRS = (
     Attr("padding", attr_ints, (0, 0)),
     Attr("dilation", attr_ints, (1, 1)),
 )
+_LAYOUT_ATTR = Attr("layout", attr_str, "NCHW")
 register_op(
     "max_pool2d",
     num_args=1,
-    attrs=_POOL_ATTRS,
+    attrs=(*_POOL_ATTRS, _LAYOUT_ATTR),
     infer_type=_pool_infer,
-    reference=_max_pool_reference,
+    reference=_channels_last(_max_pool_reference),
     pattern="out_elementwise_fusable",
     legalize=_pool_legalize("max"),
 )
 register_op(
     "avg_pool2d",
     num_args=1,
-    attrs=(*_POOL_ATTRS, Attr("count_include_pad", attr_bool, True)),
+    attrs=(*_POOL_ATTRS, Attr("count_include_pad", attr_bool, True), _LAYOUT_ATTR),
     infer_type=_pool_infer,
-    reference=_avg_pool_reference,
+    reference=_channels_last(_avg_pool_reference),
     pattern="out_elementwise_fusable",
     legalize=_pool_legalize("avg"),
 )
