@@ -1,7 +1,9 @@
 """Converters of the remaining ONNX ops: bitwise ops and shifts, the losses (NegativeLogLikelihoodLoss,
-SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool, BitCast."""
+SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool, BitCast, Det, MaxUnpool."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -287,3 +289,76 @@ def _bit_cast(ctx: Context, node: Node):
     if name in ctx.known and name not in ctx.values and ctx.known[name].dtype != object:
         return Known(np.ascontiguousarray(ctx.known[name]).view(target.to_numpy()))
     return op.call_dps_library(bitcast.LIBRARY_NAME, [ctx.expr(name)], TensorType(ctx.shape(name), target))
+
+
+# -- Det --------------------------------------------------------------------------------------------
+
+MAX_DET_SIZE = 5  # the Leibniz expansion has n! terms
+
+
+@converter("Det", since=11)
+def _det(ctx: Context, node: Node):
+    """The Leibniz expansion over the permutations of a static n x n (n <= MAX_DET_SIZE), batched over the
+    leading dims: the sum of signed products of one element per row."""
+    name = node.inputs[0]
+    dtype = ctx.dtype(name)
+    if not dtype.is_float:
+        raise node.unsupported(f"dtype {dtype} is not supported (float inputs only)")
+    shape = ctx.shape(name)
+    n = as_int(shape[-1]) if len(shape) >= 2 else None
+    if n is None or as_int(shape[-2]) != n:
+        raise node.unsupported(f"a square matrix of static size is needed, got {shape}")
+    if not 1 <= n <= MAX_DET_SIZE:
+        raise node.unsupported(f"matrices of size {n} are not supported (1 to {MAX_DET_SIZE})")
+    x = ctx.expr(name)
+    rows = [ctx.emit(op.take(x, np.array(i, np.int64), axis=len(shape) - 2)) for i in range(n)]
+    entries = [
+        [ctx.emit(op.take(r, np.array(j, np.int64), axis=len(shape) - 2)) for j in range(n)] for r in rows
+    ]
+    total = None
+    for perm in itertools.permutations(range(n)):
+        inversions = sum(perm[i] > perm[j] for i in range(n) for j in range(i + 1, n))
+        term = entries[0][perm[0]]
+        for i in range(1, n):
+            term = ctx.emit(op.multiply(term, entries[i][perm[i]]))
+        if total is None:
+            total = term if inversions % 2 == 0 else ctx.emit(op.neg(term))
+        else:
+            total = ctx.emit(op.subtract(total, term) if inversions % 2 else op.add(total, term))
+    return total
+
+
+# -- MaxUnpool --------------------------------------------------------------------------------------
+
+
+@converter("MaxUnpool", since=11)
+def _max_unpool(ctx: Context, node: Node):
+    """Values written at their MaxPool indices (flat over the whole output, as MaxPool's Indices output)
+    into zeros: a scatter_elements over the flattened output."""
+    x, indices = node.inputs[:2]
+    shape = ctx.shape(x)
+    kernel = list(node.attr("kernel_shape"))
+    rank = len(kernel)
+    strides = list(node.attr("strides", None) or [1] * rank)
+    pads = list(node.attr("pads", None) or [0] * (2 * rank))
+    spatial = [as_int(d) for d in shape[2:]]
+    if any(d is None for d in (*spatial, as_int(shape[0]), as_int(shape[1]))):
+        raise node.unsupported("symbolic input dims are not supported")
+    inferred = [as_int(shape[0]), as_int(shape[1])] + [
+        (spatial[i] - 1) * strides[i] + kernel[i] - pads[i] - pads[rank + i] for i in range(rank)
+    ]
+    total = int(np.prod(inferred))
+    zeros = ctx.emit(op.broadcast_to(scalar(0, ctx.dtype(x)), (total,)))
+    flat_x = ctx.emit(op.reshape(ctx.expr(x), (-1,)))
+    flat_i = ctx.emit(op.reshape(ctx.expr(indices), (-1,)))
+    scattered = ctx.emit(op.scatter_elements(zeros, flat_i, flat_x, axis=0, reduction="none"))
+    y = ctx.emit(op.reshape(scattered, tuple(inferred)))
+    if not node.input(2):
+        return y
+    # an explicit output_shape places the unpooled tensor at the origin of a larger zero tensor (as
+    # onnx's reference does)
+    wanted = [int(v) for v in ctx.const(node, 2, "output_shape").reshape(-1)]
+    if len(wanted) != len(inferred) or any(w < i for w, i in zip(wanted, inferred)):
+        raise node.unsupported(f"output_shape {wanted} is smaller than the unpooled shape {inferred}")
+    widths = tuple(v for w, i in zip(wanted, inferred) for v in (0, w - i))
+    return op.pad(y, pad_width=widths)
