@@ -18,8 +18,8 @@ known to equal permute_dims(s, P) is remembered as (s, P) and only materialized 
 variable, right before its first use that needs it) when something other than a layout-agnostic op reads
 it. Layout-agnostic here: elementwise unary ops (out[i] = f(x[i])), broadcasting binary ops whose other
 operand is permuted the same way or is a constant (transposed at compile time), further permute_dims
-(composed; a pair that cancels disappears), max / average pooling (pooled channels-last) and the next
-conv2d. In a ResNet only the final global pooling sees an NCHW tensor. In the blocks it rewrites, a
+(composed; a pair that cancels disappears), max / average pooling (pooled channels-last), keepdims
+reductions (global pooling) and the next conv2d. In the blocks it rewrites, a
 permute_dims of a constant is folded too (same size; FoldConstant leaves large ones, so a classifier's
 transposed weight would be transposed at every call).
 
@@ -54,6 +54,7 @@ from shapeflow.ir.module import IRModule
 from shapeflow.passes.graph.common import GraphFunctionPass, rename_vars, used_vars
 from shapeflow.passes.infra import PassContext, register_pass
 
+KEEPDIMS_REDUCTIONS = ("mean", "sum", "max", "min", "prod")
 NHWC = (0, 2, 3, 1)  # permute_dims axes taking NCHW to NHWC
 NCHW = (0, 3, 1, 2)  # and back
 
@@ -183,6 +184,8 @@ class _BlockRewriter:
             return self.permute_dims(b.var, call)
         if name in ("max_pool2d", "avg_pool2d"):
             return self.pool(b.var, call)
+        if name in KEEPDIMS_REDUCTIONS:
+            return self.reduction(b.var, call)
         if name in self.unary:
             return self.elementwise_unary(b.var, call)
         if name in self.binary:
@@ -259,6 +262,20 @@ class _BlockRewriter:
         attrs = {**call.attrs, "layout": "NHWC"}
         y = self.emit(G.Call(call.op, (found[0],), attrs, call.type_args), f"{var.name}_nhwc")
         self.set_virtual(var, y, NCHW)
+        return True
+
+    def reduction(self, var: G.GraphVar, call: G.Call) -> bool:
+        """A keepdims reduction of a permuted value, over the source's corresponding axes (rank kept, so the
+        result is permuted the same way; each output sums in the same order, so bit for bit equal)."""
+        found = self._virtual_of(call.args[0])
+        axes = call.attrs.get("axis")
+        if found is None or axes is None or call.attrs.get("keepdims") is not True:
+            return False
+        source, perm = found
+        axes = (axes,) if isinstance(axes, int) else tuple(axes)
+        attrs = {**call.attrs, "axis": tuple(sorted(perm[a % len(perm)] for a in axes))}
+        y = self.emit(G.Call(call.op, (source,), attrs, call.type_args), f"{var.name}_t")
+        self.set_virtual(var, y, perm)
         return True
 
     def elementwise_unary(self, var: G.GraphVar, call: G.Call) -> bool:

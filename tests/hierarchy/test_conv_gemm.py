@@ -314,6 +314,9 @@ def test_pooling_kernels_get_parallel_schedules_and_match():
             out = bb.emit_output(op.mean(q, (2, 3), True))
         bb.emit_func_output(out)
     mod = bb.get()
+    # The pools and the keepdims mean run channels-last: one transpose, of the (n, 1, 1, 16) result.
+    names = _op_names(ConvToGemm()(Normalize()(mod)))
+    assert names.count("permute_dims") == 1 and names.index("permute_dims") > names.index("mean")
     lowered = SplitGemm()(graph_pipeline(2)(mod))
     pools = {
         name: f
