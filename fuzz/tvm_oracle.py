@@ -7,7 +7,8 @@ A test's original PrimFunc is translated to TVMScript (tvm_translate.py), built 
 - "not-translatable": the function uses a construct outside the translated subset (not run);
 - "refused": TVM did not parse or build it (its limits: counted, never called a bug);
 - "filtered": the results differ, but the program has behaviour LLVM leaves undefined and our reference
-  defines (a signed integer overflow seen while interpreting, a float-to-int cast): not a bug of anyone;
+  defines (a signed integer overflow seen while interpreting, an unsigned 32/64-bit add, sub or mul that
+  wraps, a float-to-int cast): not a bug of anyone;
 - "internal-error": TVM's own internal check failed while building a program it parsed (a TVM bug
   candidate once our compiler is confirmed to build and run the program right);
 - "mismatch": the results differ on a defined program. The caller then asks our own compiled kernel:
@@ -86,10 +87,11 @@ def run_tvm(main, args: list) -> list:
 
 @contextlib.contextmanager
 def watch_signed_overflow():
-    """Within the block, the reference interpreter records (in the yielded list) every signed integer
-    result of an arithmetic operation that had to wrap: undefined behaviour for LLVM (nsw) and for TVM's
-    simplifier, defined (two's complement) for our reference. INT_MIN / -1 is caught too: its exact value
-    wraps."""
+    """Within the block, the reference interpreter records (in the yielded list) every integer result of
+    an arithmetic operation that had to wrap where TVM declares it cannot: signed results (LLVM's nsw, and
+    TVM's simplifier) and 32/64-bit unsigned ones (TVM's LLVM code generator emits add/sub/mul nuw for
+    unsigned types of 32 bits and more, so `0u - x` is poison there and LLVM folds it to 0). Our reference
+    defines all of them (two's complement wrap). INT_MIN / -1 is caught too: its exact value wraps."""
     from shapeflow.ir.tir import interpreter_values as IV  # noqa: PLC0415
 
     seen: list[str] = []
@@ -98,7 +100,7 @@ def watch_signed_overflow():
     def watching(dtype):
         wrap = original(dtype)
         caller = sys._getframe(1).f_code.co_name
-        if dtype.is_uint or dtype.is_bool or caller != "binary_fn":
+        if (dtype.is_uint and dtype.bits < 32) or dtype.is_bool or caller != "binary_fn":
             return wrap
 
         def checked(v):

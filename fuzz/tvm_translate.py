@@ -10,7 +10,18 @@ What is normalized so that a difference is a bug and not a difference of definit
 - every constant carries its dtype (`T.int64(3)`), so TVM's int32 defaults never apply;
 - Let expressions and LetStmt are inlined (they are pure, so this keeps their meaning);
 - `round` is `T.nearbyint` (round half to even, as our reference), not `T.round` (half away from zero);
-- an Allocate'd buffer is zero-filled first, because our reference defines it zero-filled and TVM does not.
+- an Allocate'd buffer is zero-filled first, because our reference defines it zero-filled and TVM does not;
+- integer division and modulo by zero are 0 in our IR (numpy's result); in TVM a constant zero divisor is an
+  error (its constant folder checks "Divide by zero", dead code included) and a run-time one traps (SIGFPE).
+  A divisor that is not a nonzero constant is guarded: `Select(b == 0, 0, a / (b + (b == 0)))`;
+- float min/max propagate NaN in our IR (LLVM's llvm.maximum); TVM's are `a > b ? a : b` (NaN-blind), so
+  they are written `Select(isnan(a) || isnan(b), a + b, max(a, b))`;
+- an integer cast of an integer constant is folded here, wrapping as C does: TVM folds it into a literal of
+  the target type and refuses one out of range (a known TVM bug, tests/fuzz_regressions/test_fuzz_tvm_bugs);
+- float16 log1p and erf are computed in float32 and rounded: TVM's LLVM backend has no float16 lowering for
+  them (the same known-bug file), and the rounded float32 result is what our reference computes;
+- unrolled loops with a non-constant extent, and vectorized ones, run serially: TVM refuses both by design
+  ("Cannot unroll non-constant loop"; vectorizing needs a constant or vscale-scaled extent on the target).
 
 Anything else is refused with `NotTranslatable` (the campaign counts those tests as not translatable):
 vectors, DeclBuffer, Evaluate, strides/offsets, non-finite constants, variable shift amounts.
@@ -59,6 +70,7 @@ class _Printer:
         self.inline: dict[int, str] = {}  # Let-bound Vars -> their value's text
         self.lines: list[str] = []
         self.enclosing: list[S.ForKind] = []  # kinds of the loops around the statement being printed
+        self.bounds: dict[E.Var, tuple[int, int]] = {}  # declared var_bounds of dimensions and scalars
 
     # -- names ---------------------------------------------------------------------------------
     def name(self, obj, hint: str) -> str:
@@ -90,6 +102,10 @@ class _Printer:
             # TVM's floordiv/floormod take integers only; this is our reference's float definition.
             a, b = self.expr(e.a), self.expr(e.b)
             return f"T.floor({a} / {b})" if cls == "FloorDiv" else f"({a} - T.floor({a} / {b}) * {b})"
+        if cls in ("Min", "Max"):
+            return self.min_max(_CALLS[cls], e)
+        if cls in ("FloorDiv", "FloorMod"):
+            return self.int_division(_CALLS[cls], e)
         if cls in _CALLS:
             return f"{_CALLS[cls]}({self.expr(e.a)}, {self.expr(e.b)})"
         fn = getattr(self, f"e_{cls}", None)
@@ -115,7 +131,10 @@ class _Printer:
         return f"T.{e.dtype}({float(e.value)!r})"
 
     def e_Cast(self, e: E.Cast) -> str:
-        return f'T.Cast("{e.dtype}", {self.expr(e.value)})'
+        v = e.value
+        if isinstance(v, E.IntImm) and _plain_int(v.dtype) and _plain_int(e.dtype):
+            return f"T.{e.dtype}({_wrap_int(int(v.value), e.dtype)})"  # folded here: see the module docstring
+        return f'T.Cast("{e.dtype}", {self.expr(v)})'
 
     def e_Not(self, e: E.Not) -> str:
         return f"T.Not({self.expr(e.a)})"
@@ -127,13 +146,45 @@ class _Printer:
         return f"T.Or({self.expr(e.a)}, {self.expr(e.b)})"
 
     def e_Div(self, e) -> str:
-        a, b = self.expr(e.a), self.expr(e.b)
-        return f"({a} / {b})" if e.dtype.is_float else f"T.truncdiv({a}, {b})"
+        if e.dtype.is_float:
+            return f"({self.expr(e.a)} / {self.expr(e.b)})"
+        return self.int_division("T.truncdiv", e)
 
     def e_Mod(self, e) -> str:
         if e.dtype.is_float:
             raise NotTranslatable("float Mod")
-        return f"T.truncmod({self.expr(e.a)}, {self.expr(e.b)})"
+        return self.int_division("T.truncmod", e)
+
+    def int_division(self, fn: str, e) -> str:
+        """`fn(a, b)` with our definition of a zero divisor (the result is 0), safe to run in TVM."""
+        a, b = self.expr(e.a), self.expr(e.b)
+        if self.nonzero(e.b):
+            return f"{fn}({a}, {b})"
+        zero = f"({b} == T.{e.dtype}(0))"
+        return f'T.Select({zero}, T.{e.dtype}(0), {fn}({a}, {b} + T.Cast("{e.dtype}", {zero})))'
+
+    def nonzero(self, e: E.PrimExpr) -> bool:
+        """Whether `e` cannot be 0 given the declared `var_bounds` of the function's dimensions (a guard
+        would hide from TVM the very index arithmetic, `i % n`, that the fuzzer is after)."""
+        if isinstance(e, E.IntImm):
+            return e.value != 0
+        from shapeflow.ir.arith import const_int_bound  # noqa: PLC0415
+
+        try:
+            bound = const_int_bound(e, self.bounds)
+        except Exception:  # noqa: BLE001  an expression the analyzer does not bound: guard it
+            return False
+        return bound.min_value >= 1 or bound.max_value <= -1
+
+    def min_max(self, fn: str, e) -> str:
+        """`fn(a, b)`; for floats NaN-propagating, as our reference (TVM's min/max are NaN-blind)."""
+        a, b = self.expr(e.a), self.expr(e.b)
+        if not e.dtype.is_float:
+            return f"{fn}({a}, {b})"
+        text = f"T.Select(T.Or(T.isnan({a}), T.isnan({b})), {a} + {b}, {fn}({a}, {b}))"
+        if len(text) > _MAX_EXPR_CHARS:  # each guard repeats its operands three times
+            raise NotTranslatable("nested float min/max too large with NaN guards")
+        return text
 
     def e_Select(self, e: E.Select) -> str:
         c, t, f = self.expr(e.condition), self.expr(e.true_value), self.expr(e.false_value)
@@ -154,7 +205,11 @@ class _Printer:
             amount = e.args[1]
             if not isinstance(amount, E.IntImm) or not 0 <= amount.value < e.dtype.bits:
                 raise NotTranslatable("shift by a variable or out-of-range amount (undefined in LLVM)")
-        return f"{fn}({', '.join(self.expr(a) for a in e.args)})"
+        args = [self.expr(a) for a in e.args]
+        if e.op in _F16_IN_F32 and str(e.dtype) == "float16":
+            wide = ", ".join(f'T.Cast("float32", {a})' for a in args)
+            return f'T.Cast("float16", {fn}({wide}))'
+        return f"{fn}({', '.join(args)})"
 
     def e_BufferLoad(self, e: E.BufferLoad) -> str:
         return f"{self.buffer(e.buffer)}[{self.indices(e.indices)}]"
@@ -212,6 +267,8 @@ class _Printer:
             kind = S.ForKind.SERIAL
         if kind == S.ForKind.VECTORIZED and (S.ForKind.VECTORIZED in self.enclosing or _allocates(s.body)):
             kind = S.ForKind.SERIAL
+        if kind in (S.ForKind.VECTORIZED, S.ForKind.UNROLLED) and not isinstance(s.extent, E.IntImm):
+            kind = S.ForKind.SERIAL  # TVM unrolls and vectorizes constant extents only
         lo, ext = self.expr(s.min), self.expr(s.extent)
         v = self.name(s.loop_var, s.loop_var.name)
         self.emit(depth, f"for {v} in {_KINDS[kind]}({lo}, {lo} + {ext}):")
@@ -281,6 +338,24 @@ class _Printer:
             raise NotTranslatable(f"buffer dtype {b.dtype}")
 
 
+# Intrinsics TVM accepts on float16 but cannot lower to LLVM; they are computed in float32 (see above).
+_F16_IN_F32 = frozenset({"log1p", "erf"})
+_MAX_EXPR_CHARS = 20000
+
+
+def _plain_int(dtype) -> bool:
+    return dtype.is_integer and dtype.is_scalar  # signed or unsigned, bool excluded
+
+
+def _wrap_int(value: int, dtype) -> int:
+    """`value` converted to the integer `dtype` as C converts it (two's complement wrap)."""
+    bits = dtype.bits
+    value &= (1 << bits) - 1
+    if not dtype.is_uint and value >= 1 << (bits - 1):
+        value -= 1 << bits
+    return value
+
+
 def _allocates(s: S.Stmt) -> bool:
     from shapeflow.ir.functor import collect  # noqa: PLC0415
 
@@ -311,6 +386,12 @@ def to_tvmscript(func: PrimFunc) -> str:
                 if str(d.dtype) != "int64":
                     raise NotTranslatable("non-int64 symbolic dimension")
                 dims.append(d)
+    declared = func.attrs.get("var_bounds") or {}
+    if isinstance(declared, dict):
+        for v in dims + scalars:
+            if v.name in declared:
+                lo, hi = declared[v.name]
+                p.bounds[v] = (int(lo), int(hi))
     handles = [f"{p.name(None, b.name.lower() + '_h')}: T.handle" for b in buffers]
     handles += [f"{p.name(v, v.name)}: T.{v.dtype}" for v in scalars]
     header = [f"{p.name(d, d.name)} = T.int64()" for d in dims]
