@@ -14,9 +14,9 @@ Weights are the same float32 arrays everywhere. Each result is checked against t
 Also reported: the VM's per-kernel dispatch cost on tiny shapes (a chain of unfused elementwise kernels at
 (1, 4)) and, for the encoder, the memory plan: bytes of planned storage vs the sum of all intermediates.
 
-Timings are the best of N wall-clock runs after one warm-up; a framework whose single run takes over a second
-is timed fewer times (`reps` says how many). `ratio_*` = other time / shapeflow time (above 1: shapeflow is
-faster). Prints one JSON object.
+Timings are the best of N wall-clock runs after one warm-up, the frameworks interleaved run by run; a
+framework whose single run takes over a second is timed fewer times (`reps` says how many). `ratio_*` =
+other time / shapeflow time (above 1: shapeflow is faster). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -360,18 +360,25 @@ def tvm_model(kind: str):
 # ---------------------------------------------------------------------------------------------
 
 
-def best_of(fn, reps: int, budget_s: float) -> tuple[float, int]:
-    """Best wall time of `fn` over up to `reps` runs after one warm-up; fewer runs when one is slow."""
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    reps = max(1, min(reps, int(budget_s / max(first, 1e-9))))
-    best = first if reps == 1 else float("inf")
-    for _ in range(reps if reps > 1 else 0):
-        t0 = time.perf_counter()
+def best_of_interleaved(fns: dict, reps: int, budget_s: float) -> dict[str, tuple[float, int]]:
+    """{name: (best wall time, runs)}: after a warm-up and one timed run of each, the frameworks run in
+    turn, one call each per round, so that a change of machine load hits all of them alike; a framework
+    whose single run takes more than `budget_s / reps` gets fewer rounds."""
+    first = {}
+    for name, fn in fns.items():
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, reps
+        start = time.perf_counter()
+        fn()
+        first[name] = time.perf_counter() - start
+    runs = {name: max(1, min(reps, int(budget_s / max(t, 1e-9)))) for name, t in first.items()}
+    best = dict(first)
+    for round_ in range(1, max(runs.values())):
+        for name, fn in fns.items():
+            if round_ < runs[name]:
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: (best[name], runs[name]) for name in fns}
 
 
 def dispatch_overhead(k: int = 32, number: int = 2000) -> dict:
@@ -451,7 +458,8 @@ def bench_model(kind: str, seqs, reps: int, budget_s: float, peers: set[str]) ->
             if not np.allclose(got, want, rtol=2e-3, atol=2e-3):
                 row[f"{name}_max_abs_error"] = err
                 row[f"{name}_WRONG"] = True
-            best, n = best_of(lambda run=run, x=x: run(x), reps, budget_s)
+        calls = {name: (lambda run=run, x=x: run(x)) for name, run in runners.items()}
+        for name, (best, n) in best_of_interleaved(calls, reps, budget_s).items():
             row[f"{name}_ms"] = round(best * 1e3, 3)
             row[f"{name}_reps"] = n
         for name in runners:
