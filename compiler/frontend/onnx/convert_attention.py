@@ -234,7 +234,7 @@ def _rotary_embedding(ctx: Context, node: Node):
     else:
         raise node.unsupported(f"rank-{rank} input")
     x = ctx.emit(x)
-    head = as_int(shape[3])
+    head = shape[3] if isinstance(shape[3], int) else as_int(shape[3])  # an int for 3-D inputs
     if head is None:
         raise node.unsupported("a symbolic head size")
     dim = node.attr("rotary_embedding_dim", 0) or head
