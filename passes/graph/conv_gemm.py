@@ -204,6 +204,10 @@ class _BlockRewriter:
         o, c, kh, kw = plan["o"], plan["c"], plan["kh"], plan["kw"]
         found = self._virtual_of(x)
         nhwc = found is not None and compose(found[1], NHWC) == (0, 1, 2, 3)
+        if not nhwc:  # read as it is: a value kept in another layout is bound first
+            self.materialize(x)
+        if isinstance(w, G.GraphVar) and not nhwc:
+            self.materialize(w)
         # Patch columns: (kh, kw, c) for channels-last input, (c, kh, kw) -- the weight's own order -- when
         # x is only available as NCHW (a model input): im2col then reads it directly, no transpose first.
         if isinstance(w, G.Constant):

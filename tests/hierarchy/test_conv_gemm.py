@@ -360,3 +360,23 @@ def test_channels_last_pooling_matches_nchw(kind):
         want = reference(xv.transpose(0, 3, 1, 2), **nchw).transpose(0, 2, 3, 1)
         np.testing.assert_allclose(run(mod, xv), want, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(exe(xv), want, rtol=1e-5, atol=1e-6)
+
+
+def test_conv_of_a_value_kept_in_another_layout():
+    """conv -> swap H and W -> conv: the second conv's input is a virtual transpose that is not
+    channels-last; it is bound (materialized) before the NCHW patches read it."""
+    n = Var("n")
+    x = GraphVar("x", TensorType((n, 3, 6, 9), "float32"))
+    bb = BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(op.relu(op.conv2d(x, _weights(4, 3, 3, 3), 1, 1)))
+            t = bb.emit(op.permute_dims(y, (0, 1, 3, 2)))
+            out = bb.emit_output(op.conv2d(t, _weights(5, 4, 3, 1), 2, 1))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    exe = sf.compile(mod, dims={"n": (1, 8)})
+    assert len(_gemm_calls(exe)) == 2
+    for b in (1, 8):
+        xv = rng.standard_normal((b, 3, 6, 9)).astype("float32")
+        np.testing.assert_allclose(exe(xv), run(mod, xv), rtol=1e-4, atol=1e-4)
