@@ -382,11 +382,14 @@ def schedule_patches(func) -> object | None:
     from shapeflow.errors import ScheduleError  # noqa: PLC0415
     from shapeflow.ir.functor import collect  # noqa: PLC0415
     from shapeflow.ir.tir.function import PrimFunc  # noqa: PLC0415
+    from shapeflow.ir.tir.stmt import Block  # noqa: PLC0415
     from shapeflow.passes.hierarchy import host_cpu_model  # noqa: PLC0415
     from shapeflow.passes.schedule import Schedule  # noqa: PLC0415
 
     if not isinstance(func, PrimFunc) or func.attrs.get("default_schedule") is False:
         return None
+    if not any(block.name == "im2col" for block in collect(func.body, Block)):
+        return None  # the common case, decided without building a Schedule
     try:
         sch = Schedule(func)
         names = [name for name in sch.block_names() if name != "root"]
