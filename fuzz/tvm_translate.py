@@ -12,8 +12,9 @@ What is normalized so that a difference is a bug and not a difference of definit
 - `round` is `T.nearbyint` (round half to even, as our reference), not `T.round` (half away from zero);
 - an Allocate'd buffer is zero-filled first, because our reference defines it zero-filled and TVM does not;
 - integer division and modulo by zero are 0 in our IR (numpy's result); in TVM a constant zero divisor is an
-  error (its constant folder checks "Divide by zero", dead code included) and a run-time one traps (SIGFPE).
-  A divisor that is not a nonzero constant is guarded: `Select(b == 0, 0, a / (b + (b == 0)))`;
+  error (its constant folder checks "Divide by zero", dead code included) and a run-time one traps (SIGFPE),
+  as INT_MIN / -1 does. A divisor not known to be nonzero (nor -1) from `var_bounds` is guarded:
+  `Select(b == 0, 0, a / (b + (b == 0)))`, with b == -1 computed as 0 - a (or 0 for a modulo);
 - float min/max propagate NaN in our IR (LLVM's llvm.maximum); TVM's are `a > b ? a : b` (NaN-blind), so
   they are written `Select(isnan(a) || isnan(b), a + b, max(a, b))`;
 - an integer cast of an integer constant is folded here, wrapping as C does: TVM folds it into a literal of
@@ -156,25 +157,35 @@ class _Printer:
         return self.int_division("T.truncmod", e)
 
     def int_division(self, fn: str, e) -> str:
-        """`fn(a, b)` with our definition of a zero divisor (the result is 0), safe to run in TVM."""
-        a, b = self.expr(e.a), self.expr(e.b)
-        if self.nonzero(e.b):
+        """`fn(a, b)` with our definitions of a zero divisor (the result is 0) and of INT_MIN / -1 (it wraps),
+        safe to run in TVM: both trap there (SIGFPE), which would kill the fuzzing worker."""
+        a, b, dt = self.expr(e.a), self.expr(e.b), e.dtype
+        if self.safe_divisor(e.b, signed=not dt.is_uint):
             return f"{fn}({a}, {b})"
-        zero = f"({b} == T.{e.dtype}(0))"
-        return f'T.Select({zero}, T.{e.dtype}(0), {fn}({a}, {b} + T.Cast("{e.dtype}", {zero})))'
+        zero = f"({b} == T.{dt}(0))"
+        if dt.is_uint:
+            return f'T.Select({zero}, T.{dt}(0), {fn}({a}, {b} + T.Cast("{dt}", {zero})))'
+        minus = f"({b} == T.{dt}(-1))"
+        safe = f'{b} + T.Cast("{dt}", {zero}) + T.Cast("{dt}", {minus}) * T.{dt}(2)'  # 0 and -1 become 1
+        negated = f"(T.{dt}(0) - {a})" if fn in ("T.truncdiv", "T.floordiv") else f"T.{dt}(0)"
+        text = f"T.Select({zero}, T.{dt}(0), T.Select({minus}, {negated}, {fn}({a}, {safe})))"
+        if len(text) > _MAX_EXPR_CHARS:  # the divisor is repeated five times
+            raise NotTranslatable("nested integer divisions too large with zero-divisor guards")
+        return text
 
-    def nonzero(self, e: E.PrimExpr) -> bool:
-        """Whether `e` cannot be 0 given the declared `var_bounds` of the function's dimensions (a guard
-        would hide from TVM the very index arithmetic, `i % n`, that the fuzzer is after)."""
+    def safe_divisor(self, e: E.PrimExpr, signed: bool) -> bool:
+        """Whether `e` is never 0 (nor -1, when `signed`) given the declared `var_bounds` of the function's
+        dimensions. Such divisors stay unguarded: a guard would hide from TVM the very index arithmetic,
+        `i % n`, that the fuzzer is after."""
         if isinstance(e, E.IntImm):
-            return e.value != 0
+            return e.value not in ((0, -1) if signed else (0,))
         from shapeflow.ir.arith import const_int_bound  # noqa: PLC0415
 
         try:
             bound = const_int_bound(e, self.bounds)
         except Exception:  # noqa: BLE001  an expression the analyzer does not bound: guard it
             return False
-        return bound.min_value >= 1 or bound.max_value <= -1
+        return bound.min_value >= 1 or bound.max_value <= (-2 if signed else -1)
 
     def min_max(self, fn: str, e) -> str:
         """`fn(a, b)`; for floats NaN-propagating, as our reference (TVM's min/max are NaN-blind)."""

@@ -116,8 +116,9 @@ def test_unsigned_wraparound_is_undefined_in_tvm_from_32_bits(dt, status):
     assert verdict.status == status, f"{verdict.status}: {verdict.message}\n{verdict.script}"
 
 
-# A run-time zero divisor traps in TVM's code (SIGFPE kills the process); ours defines the result as 0.
-# Run in a child, so that a regression fails this test instead of killing the test session.
+# A run-time zero divisor traps in TVM's code (SIGFPE kills the process), as INT_MIN / -1 does; ours defines
+# x / 0 = 0 and wraps INT_MIN / -1 (undefined for TVM: filtered). Run in a child, so that a regression fails
+# this test instead of killing the test session.
 RUNTIME_DIVISION = """
 def main(A: T.Buffer((6,), "int32"), B: T.Buffer((6,), "int32"), C: T.Buffer((6,), "int32")):
     for i in T.serial(0, 6):
@@ -125,7 +126,7 @@ def main(A: T.Buffer((6,), "int32"), B: T.Buffer((6,), "int32"), C: T.Buffer((6,
 """
 
 
-def test_integer_division_by_zero_at_run_time_agrees():
+def test_integer_division_by_zero_and_int_min_by_minus_one_at_run_time():
     code = f"""
 import numpy as np, textwrap
 from shapeflow.fuzz.oracles import as_func
@@ -133,15 +134,18 @@ from shapeflow.fuzz.tvm_oracle import check_tvm
 from shapeflow.ir.text import parse
 from shapeflow.ir.tir.interpreter import run
 func = as_func(parse({HEAD!r} + textwrap.dedent({RUNTIME_DIVISION!r})))
-a, b = np.array([7, -7, 5, 0, -9, 3], "int32"), np.array([0, 2, 0, 0, -4, -1], "int32")
-args = [a, b, np.zeros(6, "int32")]
-expected = [a.copy() for a in args]
-run(func, *expected)
-print(check_tvm(func, args, expected).status)
+pairs = [([7, -7, 5, 0, -9, 3], [0, 2, 0, 0, -4, -1]), ([-2**31, 7, -2**31, 1, 2, 3], [-1, -1, 1, 0, 2, 5])]
+for a, b in pairs:
+    args = [np.array(a, "int32"), np.array(b, "int32"), np.zeros(6, "int32")]
+    expected = [x.copy() for x in args]
+    run(func, *expected)
+    print(check_tvm(func, args, expected).status)
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "agree", proc.stdout
+    zero, int_min = proc.stdout.strip().splitlines()[-2:]
+    assert zero == "agree", proc.stdout
+    assert int_min in ("agree", "filtered"), proc.stdout
 
 
 def test_divisors_known_nonzero_are_not_guarded():
@@ -151,12 +155,13 @@ def test_divisors_known_nonzero_are_not_guarded():
     def main(A: T.Buffer((n,), "int64"), B: T.Buffer((n,), "int64")):
         T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
         for i in T.serial(0, n):
-            B[i] = A[(0 - i) % n] // T.int64(3) + A[i] // A[0]
+            B[i] = A[(0 - i) % n] // T.int64(3) + A[i] // A[0] + A[i] // T.int64(-1)
     """)
     script = to_tvmscript(func)
     assert "T.floormod((T.int64(0) - i), n)" in script
+    assert "T.floordiv(A[T.floormod((T.int64(0) - i), n)], T.int64(3))" in script
     assert "T.floordiv(A[i], A[T.int64(0)] + T.Cast(" in script  # a divisor read from memory is guarded
-    assert script.count("T.Select(") == 1
+    assert "T.Select((T.int64(-1) == T.int64(-1)), (T.int64(0) - A[i])" in script  # so is -1
 
 
 @pytest.mark.parametrize(
