@@ -1,0 +1,120 @@
+"""ONNX LRN, BatchNormalization in training mode, LpPool (1-D, dilated, 3-D), AveragePool with dilations,
+Det and MaxUnpool: compiled for the CPU and compared with onnx's reference evaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import shapeflow as sf  # noqa: E402
+from shapeflow.frontend import from_onnx  # noqa: E402
+
+F = TensorProto.FLOAT
+rng = np.random.default_rng(3)
+
+
+def _run_both(node, inputs: dict, outputs: dict, inits: dict | None = None, opset: int = 22, rtol=1e-5):
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT if a.dtype == np.float32 else TensorProto.INT64,
+                                       list(a.shape)) for n, a in inputs.items()],
+        [helper.make_tensor_value_info(n, e, s) for n, (e, s) in outputs.items()],
+        [onnx.numpy_helper.from_array(v, n) for n, v in (inits or {}).items()],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    want = ReferenceEvaluator(model).run(None, inputs)
+    got = sf.compile(from_onnx(model), target="cpu")(*inputs.values())
+    got = list(got) if isinstance(got, tuple) else [got]
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5])
+def test_lrn(size):
+    """Against the spec in numpy: onnx's reference evaluator loops over the batch dim instead of the
+    channels (it leaves channels >= N unnormalized)."""
+    x = rng.standard_normal((2, 7, 3, 2)).astype(np.float32)
+    node = helper.make_node("LRN", ["x"], ["y"], size=size, alpha=0.3, beta=0.6, bias=1.5)
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info("x", F, [2, 7, 3, 2])],
+        [helper.make_tensor_value_info("y", F, [2, 7, 3, 2])],
+    )
+    got = sf.compile(from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])))(x)
+    lo, hi = (size - 1) // 2, size - 1 - (size - 1) // 2
+    square = np.stack([(x[:, max(0, c - lo) : c + hi + 1] ** 2).sum(axis=1) for c in range(7)], axis=1)
+    np.testing.assert_allclose(got, x / (1.5 + 0.3 / size * square) ** 0.6, rtol=1e-5)
+
+
+def test_batch_norm_training_mode_outputs_running_statistics():
+    x = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    params = {n: rng.uniform(0.5, 1.5, 4).astype(np.float32) for n in ("s", "b", "m", "v")}
+    node = helper.make_node(
+        "BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1, momentum=0.7
+    )
+    _run_both(node, {"x": x, **params}, {"y": (F, [3, 4, 5]), "rm": (F, [4]), "rv": (F, [4])}, opset=15)
+
+
+@pytest.mark.parametrize(
+    "kernel,attrs,shape",
+    [([3], {"strides": [2]}, (1, 2, 9)), ([2, 2], {"dilations": [2, 1], "p": 3}, (1, 2, 7, 5)),
+     ([2, 2, 2], {"pads": [1, 0, 0, 1, 0, 1]}, (1, 1, 4, 5, 3))],
+)  # fmt: skip
+def test_lp_pool(kernel, attrs, shape):
+    x = rng.standard_normal(shape).astype(np.float32)
+    node = helper.make_node("LpPool", ["x"], ["y"], kernel_shape=kernel, **attrs)
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info("x", F, list(shape))],
+        [helper.make_tensor_value_info("y", F, None)],
+    )
+    want = ReferenceEvaluator(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])).run(
+        None, {"x": x}
+    )
+    _run_both(node, {"x": x}, {"y": (F, list(want[0].shape))})
+
+
+def test_average_pool_with_dilations():
+    x = rng.standard_normal((1, 2, 8, 9)).astype(np.float32)
+    node = helper.make_node(
+        "AveragePool", ["x"], ["y"], kernel_shape=[2, 3], dilations=[3, 2], pads=[1, 0, 1, 1]
+    )
+    _run_both(node, {"x": x}, {"y": (F, [1, 2, 7, 6])})
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_det(n):
+    x = rng.standard_normal((5, n, n)).astype(np.float32)
+    node = helper.make_node("Det", ["x"], ["y"])
+    _run_both(node, {"x": x}, {"y": (F, [5])}, rtol=1e-4)
+
+
+def test_det_of_a_large_matrix_is_refused():
+    node = helper.make_node("Det", ["x"], ["y"])
+    graph = helper.make_graph([node], "t", [helper.make_tensor_value_info("x", F, [6, 6])],
+                              [helper.make_tensor_value_info("y", F, [])])  # fmt: skip
+    with pytest.raises(sf.UnsupportedError, match="Det"):
+        from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]))
+
+
+def test_max_unpool_inverts_max_pool_indices():
+    x = rng.standard_normal((2, 3, 4, 6)).astype(np.float32)
+    pool = helper.make_node("MaxPool", ["x"], ["p", "i"], kernel_shape=[2, 2], strides=[2, 2])
+    outs = [
+        helper.make_tensor_value_info("p", F, None),
+        helper.make_tensor_value_info("i", TensorProto.INT64, None),
+    ]
+    graph = helper.make_graph([pool], "t", [helper.make_tensor_value_info("x", F, [2, 3, 4, 6])], outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    pooled, indices = ReferenceEvaluator(model).run(None, {"x": x})
+    node = helper.make_node("MaxUnpool", ["p", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+    _run_both(node, {"p": pooled, "i": indices}, {"y": (F, [2, 3, 4, 6])})
