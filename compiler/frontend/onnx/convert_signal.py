@@ -123,3 +123,35 @@ def _col2im(ctx: Context, node: Node):
     return op.col2im(
         ctx.expr(x), image_shape=image, block_shape=block, strides=strides, pads=pads, dilations=dilations
     )
+
+
+@converter("STFT", since=17)
+def _stft(ctx: Context, node: Node):
+    """Frames gathered by a constant (frames, frame_length) index, weighted by the window, then a DFT along
+    the frame axis. frame_step and frame_length must be known at import time (they shape the output)."""
+    signal = node.inputs[0]
+    shape = ctx.shape(signal)
+    if len(shape) != 3:
+        raise node.unsupported(f"a rank-{len(shape)} signal is not supported (batch, length, 1 | 2)")
+    step = int(ctx.const(node, 1, "frame_step").reshape(-1)[0])
+    given = ctx.const(node, 3, "frame_length")
+    window = node.input(2)
+    if given is not None:
+        frame = int(given.reshape(-1)[0])
+    elif window:
+        frame = as_int(ctx.shape(window)[0])
+    else:
+        frame = as_int(shape[1])
+    length = as_int(shape[1])
+    if frame is None or length is None or step < 1 or not 1 <= frame <= length:
+        raise node.unsupported(f"frame length {frame}, step {step} over a signal of length {shape[1]}")
+    onesided = bool(node.attr("onesided", 1))
+    if onesided and as_int(shape[2]) != 1:
+        raise node.unsupported("onesided with a complex signal is not supported")
+    frames = 1 + (length - frame) // step
+    index = np.arange(frames)[:, None] * step + np.arange(frame)[None, :]
+    framed = ctx.emit(op.take(ctx.expr(signal), index.astype(np.int64), axis=1))  # (batch, frames, frame, c)
+    if window:
+        weights = ctx.emit(op.reshape(ctx.expr(window), (1, 1, frame, 1)))
+        framed = ctx.emit(op.multiply(framed, weights))
+    return op.dft(framed, axis=2, length=frame, inverse=False, onesided=onesided)
