@@ -172,3 +172,21 @@ def test_divisors_known_nonzero_are_not_guarded():
 def test_campaign_oracle_reports_no_bug(program):
     outcome = check(TestCase(HEAD + textwrap.dedent(program), [], 7), compile_oracle=False, tvm_oracle=True)
     assert not outcome.is_bug, f"{outcome.symptom}: {outcome.message}"
+
+
+# 63c2b4498c26: TVM's simplifier folds float x - x to 0 by design (it assumes finite values), so
+# pow(x / 0.5, x - x) is 1 in TVM where x = sqrt(round(-2.0)) is NaN; ours computes pow(NaN, NaN) = NaN.
+NONFINITE_CANCELLATION = """
+def main(A: T.Buffer((3,), "float32"), B: T.Buffer((3,), "float32")):
+    for i in T.serial(0, 3):
+        B[i] = T.pow(T.sqrt(A[i]) / T.float32(0.5), T.sqrt(A[i]) - T.sqrt(A[i]))
+"""
+
+
+def test_cancellation_of_a_non_finite_float_is_filtered():
+    func = _func(NONFINITE_CANCELLATION)
+    verdict = _verdict(func, [np.array([-2.0, 4.0, np.inf], "float32"), np.zeros(3, "float32")])
+    assert verdict.status == "filtered", f"{verdict.status}: {verdict.message}\n{verdict.script}"
+    assert "non-finite" in verdict.message
+    verdict = _verdict(func, [np.array([2.0, 4.0, 9.0], "float32"), np.zeros(3, "float32")])
+    assert verdict.status == "agree", f"{verdict.status}: {verdict.message}"
