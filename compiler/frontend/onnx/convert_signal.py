@@ -1,12 +1,12 @@
-"""Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid, DFT (graph ops in
-shapeflow.ir.graph.ops.sampling and .spectral)."""
+"""Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid, Col2Im, DFT, STFT,
+MelWeightMatrix (graph ops in shapeflow.ir.graph.ops.sampling and .spectral)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from shapeflow.frontend.onnx.context import Context, Node
-from shapeflow.frontend.onnx.registry import converter
+from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype
+from shapeflow.frontend.onnx.registry import Known, converter
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph import op
 from shapeflow.ir.graph.shape import as_int
@@ -155,3 +155,34 @@ def _stft(ctx: Context, node: Node):
         weights = ctx.emit(op.reshape(ctx.expr(window), (1, 1, frame, 1)))
         framed = ctx.emit(op.multiply(framed, weights))
     return op.dft(framed, axis=2, length=frame, inverse=False, onesided=onesided)
+
+
+@converter("MelWeightMatrix", since=17)
+def _mel_weight_matrix(ctx: Context, node: Node):
+    """A constant: every input is a scalar that must be known at import time (the output's shape depends on
+    them). Triangular filters on the mel scale, as onnx's reference builds them."""
+    names = ("num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz")
+    values = [ctx.const(node, i, what).reshape(-1)[0] for i, what in enumerate(names)]
+    mel_bins, dft_length, sample_rate = (int(v) for v in values[:3])
+    lower, upper = float(values[3]), float(values[4])
+    dtype = onnx_dtype(
+        node.attr("output_datatype", 1), "ONNX op 'MelWeightMatrix' attribute 'output_datatype'"
+    )
+    if mel_bins < 1 or dft_length < 1 or sample_rate < 1:
+        raise node.unsupported("num_mel_bins, dft_length and sample_rate must be positive")
+    bins = np.arange(0, mel_bins + 2)
+    low_mel = 2595 * np.log1p(lower / 700) / np.log(10)
+    high_mel = 2595 * np.log1p(upper / 700) / np.log(10)
+    edges = 700 * np.expm1((bins * ((high_mel - low_mel) / bins.shape[0]) + low_mel) / 2595 * np.log(10))
+    edges = (((dft_length + 1) * edges) // sample_rate).astype(int)
+    out = np.zeros((dft_length // 2 + 1, mel_bins))
+    for i in range(mel_bins):
+        left, center, right = edges[i], edges[i + 1], edges[i + 2]
+        if center == left:
+            out[center, i] = 1
+        else:
+            for j in range(left, center + 1):
+                out[j, i] = (j - left) / (center - left)
+        for j in range(center, right):
+            out[j, i] = (right - j) / (right - center)
+    return Known(out.astype(dtype.to_numpy()))
