@@ -191,3 +191,60 @@ def test_tvm_builds_floormod_by_a_negated_dimension():
     args, expected = _floormod_expected("negated_dim", 5)
     got = run_tvm(build_tvm(FLOORMOD_BY_NEGATED_DIM), args)
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+# Finding 4efa002cc28d: NarrowDataType(32) narrows the int64 loop variable and the expression around a
+# shift by 60 to int32 but keeps the amount, then stops on "Shift amount must be non-negative and less than
+# 32 for type T.int32". A shift by 60 of an int64 is defined; the pass should keep 64 bits there.
+SHIFT_OF_NARROWED_LOOP_VARIABLE = """
+@T.prim_func
+def main(b_h: T.handle):
+    B = T.match_buffer(b_h, (T.int64(8),), "int64")
+    for i in T.serial(T.int64(0), T.int64(8)):
+        B[i] = T.shift_right(i, T.int64(60)) + i
+"""
+
+# Finding cb76cbca9c04: an assert in a vectorized loop whose condition reads the loop variable reaches LLVM
+# as a branch on a vector of i1 (`icmp slt <8 x i64>`), which the LLVM verifier rejects; VectorizeLoop
+# should scalarize the assert (or the loop), as it does other statements it cannot vectorize.
+ASSERT_IN_VECTORIZED_LOOP = """
+@T.prim_func
+def main(a_h: T.handle):
+    A = T.match_buffer(a_h, (T.int64(1),), "int64")
+    for i in T.vectorized(T.int64(0), T.int64(8)):
+        assert i < A[T.int64(0)], "loop variable in range"
+"""
+
+SHAPEFLOW_SHIFT_AND_ASSERT = {
+    "shift": """# shapeflow.ir v1
+@T.prim_func
+def main(B: T.Buffer((8,), "int64")):
+    for i in T.serial(0, 8):
+        B[i] = T.shift_right(i, T.int64(60)) + i
+""",
+    "assert": """# shapeflow.ir v1
+@T.prim_func
+def main(A: T.Buffer((1,), "int64")):
+    for i in T.vectorized(0, 8):
+        T.Assert(i < A[0], 'loop variable in range')
+""",
+}
+
+
+def test_shapeflow_compiles_the_shift_and_assert_programs_right():
+    b = np.zeros(8, "int64")
+    np.testing.assert_array_equal(_shapeflow_run(SHAPEFLOW_SHIFT_AND_ASSERT["shift"], b), np.arange(8))
+    a = np.array([100], "int64")
+    np.testing.assert_array_equal(_shapeflow_run(SHAPEFLOW_SHIFT_AND_ASSERT["assert"], a), a)
+
+
+@pytest.mark.xfail(strict=True, reason="tvm.compile: Shift amount must be ... less than 32 for type T.int32")
+def test_tvm_builds_a_64_bit_shift_of_a_loop_variable():
+    got = _tvm_run(SHIFT_OF_NARROWED_LOOP_VARIABLE, np.zeros(8, "int64"))
+    np.testing.assert_array_equal(got, np.arange(8))
+
+
+@pytest.mark.xfail(strict=True, reason="tvm.compile: LLVM verifier, branch on icmp slt <8 x i64>")
+def test_tvm_builds_an_assert_in_a_vectorized_loop():
+    a = np.array([100], "int64")
+    np.testing.assert_array_equal(_tvm_run(ASSERT_IN_VECTORIZED_LOOP, a), a)
