@@ -81,7 +81,9 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise UnsupportedError("the model imports no opset of the default ONNX domain")
 
 
-def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+def checked_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` validated by onnx's checker, at an opset the converters read (see `_older_opset`), with
+    local functions inlined; ParseError / UnsupportedError otherwise."""
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
@@ -371,7 +373,7 @@ def from_onnx(
     refused with an UnsupportedError naming those inputs (`.value_inputs`); shapeflow.compile(model)
     instead specializes on them at call time. `constants` is the older name of `fixed_inputs`."""
     fixed = {**(constants or {}), **(fixed_inputs or {})}
-    model = _checked(load_model(model))
+    model = checked_model(load_model(model))
     try:
         return _import(model, dims, fixed, "constants" if constants else "fixed_inputs")
     except UnsupportedError as exc:

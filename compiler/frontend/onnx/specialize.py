@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from shapeflow.errors import ShapeError, UnsupportedError
-from shapeflow.frontend.onnx.importer import _checked, from_onnx, load_model
+from shapeflow.frontend.onnx.importer import checked_model, from_onnx, load_model
 
 log = logging.getLogger("shapeflow.specialize")
 
@@ -156,7 +156,7 @@ def specialize_or_build(
 ):
     """`build(from_onnx(model))`, or a SpecializingExecutable over `build` when the model needs the values
     of some graph inputs at import time. Other refusals propagate."""
-    model = _checked(load_model(model))
+    model = checked_model(load_model(model))
     try:
         mod = from_onnx(model, dims=dims)
     except UnsupportedError as exc:
