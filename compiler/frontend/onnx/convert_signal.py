@@ -1,5 +1,5 @@
 """Converters of ONNX's image-sampling and signal ops: GridSample, AffineGrid, Col2Im, DFT, STFT,
-MelWeightMatrix (graph ops in shapeflow.ir.graph.ops.sampling and .spectral)."""
+MelWeightMatrix, RoiAlign (graph ops in shapeflow.ir.graph.ops.sampling, .spectral and .roi)."""
 
 from __future__ import annotations
 
@@ -186,3 +186,28 @@ def _mel_weight_matrix(ctx: Context, node: Node):
         for j in range(center, right):
             out[j, i] = (right - j) / (right - center)
     return Known(out.astype(dtype.to_numpy()))
+
+
+@converter("RoiAlign", since=16)
+def _roi_align(ctx: Context, node: Node):
+    x, rois, batch = node.inputs[:3]
+    transform = node.attr("coordinate_transformation_mode", "half_pixel")
+    if transform not in ("half_pixel", "output_half_pixel"):
+        raise node.unsupported(f"coordinate_transformation_mode {transform!r} is not supported")
+    mode = node.attr("mode", "avg")
+    ratio = node.attr("sampling_ratio", 0)
+    if ratio < 1:
+        raise node.unsupported("sampling_ratio 0 (a sample count that depends on each ROI) is not supported")
+    if not ctx.dtype(x).is_float or ctx.dtype(rois) != ctx.dtype(x) or ctx.rank(x) != 4:
+        raise node.unsupported("a float (N, C, H, W) input with rois of its dtype is supported")
+    return op.roi_align(
+        ctx.expr(x),
+        ctx.expr(rois),
+        ctx.expr(batch),
+        mode=mode,
+        output_height=node.attr("output_height", 1),
+        output_width=node.attr("output_width", 1),
+        sampling_ratio=ratio,
+        spatial_scale=node.attr("spatial_scale", 1.0),
+        half_pixel=transform == "half_pixel",
+    )

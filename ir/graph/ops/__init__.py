@@ -16,6 +16,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     norm,
     reduce,
     resize,
+    roi,
     sampling,
     scatter,
     reindex,
