@@ -258,3 +258,56 @@ def test_bitcast(src, dst):
     model = _model(node, {"x": (src, ["n"])}, {"y": (dst, ["n"])}, opset=26)
     got = sf.compile(from_onnx(model), target="cpu")(x)
     np.testing.assert_array_equal(got, x.view(dst))
+
+
+@pytest.mark.parametrize("with_window", [False, True])
+def test_stft(with_window):
+    signal = rng.standard_normal((2, 37, 1)).astype(np.float32)
+    inits = {"step": np.array(5, np.int64)}
+    if with_window:
+        inits["window"] = np.hanning(8).astype(np.float32)
+        inputs = ["s", "step", "window"]
+    else:
+        inits["length"] = np.array(8, np.int64)
+        inputs = ["s", "step", "", "length"]
+    node = helper.make_node("STFT", inputs, ["y"])
+    model = _model(node, {"s": ("float32", [2, 37, 1])}, {"y": ("float32", [2, 6, 5, 2])}, inits, opset=17)
+    _check(model, [signal], rtol=1e-4, atol=1e-4)
+
+
+def test_mel_weight_matrix_is_a_constant():
+    node = helper.make_node("MelWeightMatrix", ["bins", "dft", "rate", "lo", "hi"], ["y"])
+    inits = {
+        "bins": np.array(6, np.int32),
+        "dft": np.array(32, np.int32),
+        "rate": np.array(8000, np.int32),
+        "lo": np.array(50.0, np.float32),
+        "hi": np.array(3000.0, np.float32),
+    }
+    model = _model(node, {}, {"y": ("float32", [17, 6])}, inits, opset=17)
+    _check(model, [])
+
+
+@pytest.mark.parametrize("mode,transform", [("avg", "half_pixel"), ("max", "output_half_pixel")])
+def test_roi_align(mode, transform):
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    rois = np.array([[0.5, 1.0, 5.5, 7.0], [-2.0, -1.5, 3.0, 2.0], [1.0, 1.0, 1.2, 1.1]], np.float32)
+    batch = np.array([1, 0, 1], np.int64)
+    node = helper.make_node(
+        "RoiAlign",
+        ["x", "r", "b"],
+        ["y"],
+        mode=mode,
+        output_height=3,
+        output_width=2,
+        sampling_ratio=2,
+        spatial_scale=0.75,
+        coordinate_transformation_mode=transform,
+    )
+    model = _model(
+        node,
+        {"x": ("float32", [2, 3, 9, 7]), "r": ("float32", [3, 4]), "b": ("int64", [3])},
+        {"y": ("float32", [3, 3, 3, 2])},
+        opset=22,
+    )
+    _check(model, [x, rois, batch], rtol=1e-4, atol=1e-5)
