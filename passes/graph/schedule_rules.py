@@ -19,7 +19,11 @@ once when the program is loaded (compile() loads it, and so does loading an arti
 unpacked weight), never per call. A B that arrives at run time (a parameter, an activation) is packed per
 call, so the call also carries the GEMM stage alone as a loop-nest kernel ("<kernel>_small_m") that the VM
 runs instead for a few rows (`SMALL_M_FALLBACK`, measured). A kernel that does not match exactly (other
-dtypes, broadcasting batch dims, predicates, ...) is left alone. compile() applies the pass at opt_level >= 1
+dtypes, broadcasting batch dims, predicates, ...) is left alone. A kernel's scalar params (symbolic dims
+its buffers do not bind, e.g. a strided conv's output H and W) go to its epilogue; with a run-time B such
+a kernel is left alone (the small-M fallback is called without them). The same pass schedules the
+conv-as-GEMM patch kernels and relabels convolutions left as loop nests (passes/graph/conv_gemm.py).
+compile() applies the pass at opt_level >= 1
 and re-plans storage after it (the GEMM outputs are new intermediates).
 """
 
