@@ -23,8 +23,8 @@ dtypes, broadcasting batch dims, predicates, ...) is left alone. A kernel's scal
 its buffers do not bind, e.g. a strided conv's output H and W) go to its epilogue; with a run-time B such
 a kernel is left alone (the small-M fallback is called without them). The same pass schedules the
 conv-as-GEMM patch kernels and relabels convolutions left as loop nests (passes/graph/conv_gemm.py).
-compile() applies the pass at opt_level >= 1
-and re-plans storage after it (the GEMM outputs are new intermediates).
+compile() applies the pass at opt_level >= 1 and re-plans storage after it (the GEMM outputs are new
+intermediates).
 """
 
 from __future__ import annotations
