@@ -17,8 +17,8 @@ What is normalized so that a difference is a bug and not a difference of definit
   `Select(b == 0, 0, a / (b + (b == 0)))`, with b == -1 computed as 0 - a (or 0 for a modulo);
 - float min/max propagate NaN in our IR (LLVM's llvm.maximum); TVM's are `a > b ? a : b` (NaN-blind), so
   they are written `Select(isnan(a) || isnan(b), a + b, max(a, b))`;
-- an integer cast of an integer constant is folded here, wrapping as C does: TVM folds it into a literal of
-  the target type and refuses one out of range (a known TVM bug, tests/fuzz_regressions/test_fuzz_tvm_bugs);
+- an integer cast of a constant integer expression is folded here, wrapping as C does: TVM folds it into a
+  literal of the target type and refuses one out of range (a known TVM bug, test_fuzz_tvm_bugs.py);
 - float16 log1p and erf are computed in float32 and rounded: TVM's LLVM backend has no float16 lowering for
   them (the same known-bug file), and the rounded float32 result is what our reference computes;
 - unrolled loops with a non-constant extent, and vectorized ones, run serially: TVM refuses both by design
@@ -133,8 +133,10 @@ class _Printer:
 
     def e_Cast(self, e: E.Cast) -> str:
         v = e.value
-        if isinstance(v, E.IntImm) and _plain_int(v.dtype) and _plain_int(e.dtype):
-            return f"T.{e.dtype}({_wrap_int(int(v.value), e.dtype)})"  # folded here: see the module docstring
+        if _plain_int(v.dtype) and _plain_int(e.dtype):
+            value = _constant_int(v)
+            if value is not None:  # folded here: see the module docstring
+                return f"T.{e.dtype}({_wrap_int(value, e.dtype)})"
         return f'T.Cast("{e.dtype}", {self.expr(v)})'
 
     def e_Not(self, e: E.Not) -> str:
@@ -356,6 +358,22 @@ _MAX_EXPR_CHARS = 20000
 
 def _plain_int(dtype) -> bool:
     return dtype.is_integer and dtype.is_scalar  # signed or unsigned, bool excluded
+
+
+def _constant_int(e: E.PrimExpr) -> int | None:
+    """The value of an integer expression without variables or loads (as our IR defines it), or None."""
+    if isinstance(e, E.IntImm):
+        return int(e.value)
+    from shapeflow.ir.arith import evaluate  # noqa: PLC0415
+    from shapeflow.ir.functor import collect  # noqa: PLC0415
+
+    if collect(e, E.Var) or collect(e, E.BufferLoad):
+        return None
+    try:
+        value = evaluate(e, {})
+    except Exception:  # noqa: BLE001  undefined (x / 0) or not evaluable here: left to TVM
+        return None
+    return value if isinstance(value, int) else None
 
 
 def _wrap_int(value: int, dtype) -> int:

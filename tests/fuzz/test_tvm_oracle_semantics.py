@@ -60,6 +60,7 @@ def main(A: T.Buffer((4,), "uint32"), B: T.Buffer((4,), "int8")):
     for i in T.serial(0, 4):
         A[i] = A[i] * T.Cast("uint32", T.int32(-5))
         B[i] = T.Cast("int8", T.int32(300)) + T.Cast("int8", T.int64(-129))
+        A[i] = A[i] + T.Cast("uint32", T.Cast("int8", T.int8(1) * T.int8(-3)))
 """
 
 # f80a9965c5ca (known TVM bug: no float16 lowering of log1p and erf; computed in float32 and rounded).
