@@ -39,6 +39,7 @@ def _reduction(node: Node) -> str:
     return reduction
 
 
+@converter("Scatter", since=9)  # ScatterElements' earlier name (opsets 9 and 10), without reduction
 @converter("ScatterElements", since=11)
 def _scatter_elements(ctx: Context, node: Node):
     data, indices, updates = node.inputs[:3]
