@@ -21,11 +21,15 @@ def _run_both(node, inputs: dict, outputs: dict, inits: dict | None = None, opse
     graph = helper.make_graph(
         [node],
         "t",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT if a.dtype == np.float32 else TensorProto.INT64,
-                                       list(a.shape)) for n, a in inputs.items()],
+        [
+            helper.make_tensor_value_info(
+                n, TensorProto.FLOAT if a.dtype == np.float32 else TensorProto.INT64, list(a.shape)
+            )
+            for n, a in inputs.items()
+        ],
         [helper.make_tensor_value_info(n, e, s) for n, (e, s) in outputs.items()],
         [onnx.numpy_helper.from_array(v, n) for n, v in (inits or {}).items()],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 10
     want = ReferenceEvaluator(model).run(None, inputs)
@@ -65,9 +69,12 @@ def test_batch_norm_training_mode_outputs_running_statistics():
 
 @pytest.mark.parametrize(
     "kernel,attrs,shape",
-    [([3], {"strides": [2]}, (1, 2, 9)), ([2, 2], {"dilations": [2, 1], "p": 3}, (1, 2, 7, 5)),
-     ([2, 2, 2], {"pads": [1, 0, 0, 1, 0, 1]}, (1, 1, 4, 5, 3))],
-)  # fmt: skip
+    [
+        ([3], {"strides": [2]}, (1, 2, 9)),
+        ([2, 2], {"dilations": [2, 1], "p": 3}, (1, 2, 7, 5)),
+        ([2, 2, 2], {"pads": [1, 0, 0, 1, 0, 1]}, (1, 1, 4, 5, 3)),
+    ],
+)
 def test_lp_pool(kernel, attrs, shape):
     x = rng.standard_normal(shape).astype(np.float32)
     node = helper.make_node("LpPool", ["x"], ["y"], kernel_shape=kernel, **attrs)
@@ -100,8 +107,12 @@ def test_det(n):
 
 def test_det_of_a_large_matrix_is_refused():
     node = helper.make_node("Det", ["x"], ["y"])
-    graph = helper.make_graph([node], "t", [helper.make_tensor_value_info("x", F, [6, 6])],
-                              [helper.make_tensor_value_info("y", F, [])])  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info("x", F, [6, 6])],
+        [helper.make_tensor_value_info("y", F, [])],
+    )
     with pytest.raises(sf.UnsupportedError, match="Det"):
         from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)]))
 
@@ -118,3 +129,19 @@ def test_max_unpool_inverts_max_pool_indices():
     pooled, indices = ReferenceEvaluator(model).run(None, {"x": x})
     node = helper.make_node("MaxUnpool", ["p", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
     _run_both(node, {"p": pooled, "i": indices}, {"y": (F, [2, 3, 4, 6])})
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+def test_max_pool_indices_with_ties_padding_and_dilation(storage_order):
+    x = rng.integers(-2, 3, (2, 3, 7, 6)).astype(np.float32)  # many ties: the first in scan order wins
+    node = helper.make_node(
+        "MaxPool",
+        ["x"],
+        ["y", "i"],
+        kernel_shape=[3, 2],
+        strides=[2, 1],
+        pads=[1, 0, 1, 1],
+        dilations=[1, 2],
+        storage_order=storage_order,
+    )
+    _run_both(node, {"x": x}, {"y": (F, [2, 3, 4, 5]), "i": (TensorProto.INT64, [2, 3, 4, 5])})

@@ -86,9 +86,8 @@ def _conv(ctx, node):
 def _pool(kind: str):
     def convert(ctx: Context, node: Node):
         x = _float(ctx, node, 0)
-        if len(node.outputs) > 1 and node.outputs[1]:
-            raise node.unsupported("the Indices output is not supported")
-        node.attr("storage_order")
+        want_indices = len(node.outputs) > 1 and bool(node.outputs[1])
+        storage_order = node.attr("storage_order", 0)
         shape = ctx.shape(node.inputs[0])
         kernel = list(node.attr("kernel_shape"))
         rank = len(kernel)
@@ -111,9 +110,21 @@ def _pool(kind: str):
             def pool(v, *args):
                 return op.avg_pool2d(v, *args, include)
 
+        if want_indices and (kind != "max" or rank != 2):
+            raise node.unsupported("the Indices output is supported for 2-D MaxPool only")
         if rank == 3:
             return _pool3d(ctx, pool, x, shape, kernel, strides, pads, dilations)
         y = pool(x, tuple(kernel), tuple(strides), tuple(pads), tuple(dilations))
+        if want_indices:
+            indices = op.max_pool2d_indices(
+                x,
+                pool_size=kernel,
+                strides=strides,
+                padding=pads,
+                dilation=dilations,
+                column_major=bool(storage_order),
+            )
+            return [y, indices]
         return op.squeeze(y, (2,)) if rank == 1 else y
 
     return convert

@@ -14,6 +14,7 @@ from shapeflow.ir.graph.ops import (  # noqa: F401
     manipulate,
     nn,
     norm,
+    pool_indices,
     reduce,
     resize,
     roi,
