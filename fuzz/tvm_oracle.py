@@ -8,7 +8,8 @@ A test's original PrimFunc is translated to TVMScript (tvm_translate.py), built 
 - "refused": TVM did not parse or build it (its limits: counted, never called a bug);
 - "filtered": the results differ, but the program has behaviour LLVM leaves undefined and our reference
   defines (a signed integer overflow seen while interpreting, an unsigned 32/64-bit add, sub or mul that
-  wraps, a float-to-int cast, `x - x` or `x == x` of a non-finite float, which TVM folds): not a bug;
+  wraps, a float-to-int cast, `x - x` of a non-finite float or a comparison with NaN, which TVM's
+  simplifier rewrites assuming finite ordered floats): not a bug of anyone;
 - "internal-error": TVM's own internal check failed while building a program it parsed (a TVM bug
   candidate once our compiler is confirmed to build and run the program right);
 - "mismatch": the results differ on a defined program. The caller then asks our own compiled kernel:
@@ -200,40 +201,53 @@ def undefined_in_llvm(func: PrimFunc, args: list) -> str:
 
 @contextlib.contextmanager
 def watch_nonfinite_cancellation():
-    """Within the block, the reference interpreter records (in the yielded list) every float `x - x`,
-    `x == x` or `x != x` it evaluates on one non-finite value (both operands the same inf, or both NaN).
-    TVM's simplifier folds `x - x` to 0 and `x == x` to true for floats by design (it assumes finite
-    values: apache/tvm PRs 11373 and 17158), so a difference there is not a bug of anyone."""
+    """Within the block, the reference interpreter records (in the yielded list) every float `x - x` it
+    evaluates on one non-finite value (both operands the same inf, or both NaN) and every float comparison
+    with a NaN operand. TVM's simplifier assumes finite, ordered floats by design: it folds `x - x` to 0 and
+    `x == x` to true (apache/tvm PRs 11373 and 17158) and rewrites `!(x <= y)` as `y < x`, so a difference
+    there is not a bug of anyone."""
     from shapeflow.ir.tir import interpreter_values as IV  # noqa: PLC0415
 
     seen: list[str] = []
-    tables = ((IV._FLOAT_OPS, "Sub"), (IV.CMP_OPS, "EQ"), (IV.CMP_OPS, "NE"))
-    originals = [table[name] for table, name in tables]
+    watched = [(IV._FLOAT_OPS, "Sub", _same_nonfinite, "x - x of a non-finite float (TVM folds it to 0)")]
+    why = "float comparison with a NaN operand (TVM's simplifier assumes ordered floats)"
+    watched += [(IV.CMP_OPS, name, _any_nan, why) for name in ("EQ", "NE", "LT", "LE", "GT", "GE")]
+    originals = [table[name] for table, name, _, _ in watched]
 
-    def watching(name, fn):
+    def watching(fn, test, message):
         def checked(a, b):
-            if len(seen) < 8 and _same_nonfinite(a, b):
-                seen.append(f"float {name} of a non-finite value with itself (TVM folds x - x, x == x)")
+            if len(seen) < 8 and test(a, b):
+                seen.append(message)
             return fn(a, b)
 
         return checked
 
-    for (table, name), fn in zip(tables, originals):
-        table[name] = watching(name, fn)
+    for (table, name, test, message), fn in zip(watched, originals):
+        table[name] = watching(fn, test, message)
     try:
         yield seen
     finally:
-        for (table, name), fn in zip(tables, originals):
+        for (table, name, _, _), fn in zip(watched, originals):
             table[name] = fn
 
 
-def _same_nonfinite(a, b) -> bool:
+def _floats(a, b):
     x, y = np.asarray(a), np.asarray(b)
-    if x.dtype.kind != "f" or y.dtype.kind != "f":
+    return (x, y) if x.dtype.kind == "f" and y.dtype.kind == "f" else (None, None)
+
+
+def _same_nonfinite(a, b) -> bool:
+    x, y = _floats(a, b)
+    if x is None:
         return False
     with np.errstate(invalid="ignore"):
         same = (x == y) | (np.isnan(x) & np.isnan(y))
         return bool(np.any(same & ~np.isfinite(x)))
+
+
+def _any_nan(a, b) -> bool:
+    x, y = _floats(a, b)
+    return x is not None and bool(np.any(np.isnan(x)) or np.any(np.isnan(y)))
 
 
 def interpret_uncached(func: PrimFunc, args: list) -> list:

@@ -191,3 +191,24 @@ def test_cancellation_of_a_non_finite_float_is_filtered():
     assert "non-finite" in verdict.message
     verdict = _verdict(func, [np.array([2.0, 4.0, 9.0], "float32"), np.zeros(3, "float32")])
     assert verdict.status == "agree", f"{verdict.status}: {verdict.message}"
+
+
+# A run of the fixed campaign (finding 20fda4e73875): TVM inverts `if x <= c: (no-op) else: store` into
+# `if c < x: store`, which differs when x is NaN (its simplifier assumes ordered floats, by design).
+NAN_COMPARISON = """
+def main(A: T.Buffer((2,), "float32"), B: T.Buffer((2,), "float32")):
+    for i in T.serial(0, 2):
+        if A[i] <= T.float32(-5.75):
+            B[i] = B[i]
+        else:
+            B[i] = T.float32(2.0)
+"""
+
+
+def test_comparison_with_nan_is_filtered():
+    func = _func(NAN_COMPARISON)
+    verdict = _verdict(func, [np.array([np.nan, 1.0], "float32"), np.zeros(2, "float32")])
+    assert verdict.status == "filtered", f"{verdict.status}: {verdict.message}\n{verdict.script}"
+    assert "NaN" in verdict.message
+    verdict = _verdict(func, [np.array([-7.0, 1.0], "float32"), np.zeros(2, "float32")])
+    assert verdict.status == "agree", f"{verdict.status}: {verdict.message}"
