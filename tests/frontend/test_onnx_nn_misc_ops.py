@@ -145,3 +145,23 @@ def test_max_pool_indices_with_ties_padding_and_dilation(storage_order):
         storage_order=storage_order,
     )
     _run_both(node, {"x": x}, {"y": (F, [2, 3, 4, 5]), "i": (TensorProto.INT64, [2, 3, 4, 5])})
+
+
+@pytest.mark.parametrize("equation", ["ii->i", "ii", "bii->bi", "ij,jj->ij", "iij->j"])
+def test_einsum_with_repeated_subscripts(equation):
+    operands = equation.split("->")[0].split(",")
+    sizes = {"i": 4, "j": 3, "b": 2}
+    arrays = [rng.standard_normal([sizes[c] for c in term]).astype(np.float32) for term in operands]
+    names = [f"x{k}" for k in range(len(arrays))]
+    node = helper.make_node("Einsum", names, ["y"], equation=equation)
+    want = np.einsum(equation, *arrays)
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info(n, F, list(a.shape)) for n, a in zip(names, arrays)],
+        [helper.make_tensor_value_info("y", F, list(want.shape))],
+    )
+    got = sf.compile(from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])))(
+        *arrays
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

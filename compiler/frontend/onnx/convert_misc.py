@@ -10,6 +10,7 @@ import numpy as np
 from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, scalar
 from shapeflow.frontend.onnx.registry import Known, converter, register_simple
 from shapeflow.ir.graph import op
+from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.ops import bitcast
 from shapeflow.ir.graph.shape import as_int
 from shapeflow.ir.graph.types import TensorType
@@ -213,8 +214,8 @@ def _einsum_terms(node: Node, equation: str, ranks: list[int]) -> tuple[list[str
             extra = rank - (len(term) - 3)
             ellipsis_rank = max(ellipsis_rank, extra)
             term = term.replace("...", "ABCDEFGH"[8 - extra :] if extra else "")
-        if len(term) != rank or len(set(term)) != len(term):
-            raise node.unsupported(f"equation {equation!r} (repeated subscripts, diagonals) is not supported")
+        if len(term) != rank:
+            raise node.unsupported(f"equation {equation!r} does not match the operands' ranks")
         spelled.append(term)
     dots = "ABCDEFGH"[8 - ellipsis_rank :] if ellipsis_rank else ""
     if arrow:
@@ -225,6 +226,25 @@ def _einsum_terms(node: Node, equation: str, ranks: list[int]) -> tuple[list[str
     return spelled, out
 
 
+def _einsum_diagonals(ctx: Context, node: Node, x, term: str):
+    """An operand whose subscripts repeat a letter ('ii') reduced to its diagonal along those axes: the two
+    axes moved last, flattened, and every (n + 1)-th element taken. Returns the operand and its term."""
+    while len(set(term)) != len(term):
+        letter = next(c for c in term if term.count(c) > 1)
+        i = term.index(letter)
+        j = term.index(letter, i + 1)
+        shape = type_of(x).shape
+        n = as_int(shape[i])
+        if n is None or as_int(shape[j]) != n:
+            raise node.unsupported(f"a diagonal over subscript {letter!r} needs equal static dims")
+        rest = [k for k in range(len(term)) if k not in (i, j)]
+        x = ctx.emit(op.permute_dims(x, (*rest, i, j)))
+        x = ctx.emit(op.reshape(x, (*[shape[k] for k in rest], n * n)))
+        x = ctx.emit(op.take(x, np.arange(n, dtype=np.int64) * (n + 1), axis=len(rest)))
+        term = "".join(term[k] for k in rest) + letter
+    return x, term
+
+
 @converter("Einsum")
 def _einsum(ctx, node):
     names = [n for n in node.inputs if n]
@@ -232,7 +252,7 @@ def _einsum(ctx, node):
     letters = list(dict.fromkeys(out + "".join(t for t in terms if t)))
     product = None
     for name, term in zip(names, terms):
-        x = ctx.expr(name)
+        x, term = _einsum_diagonals(ctx, node, ctx.expr(name), term)
         # operand axes in `letters` order, missing letters as unit dims (they broadcast)
         order = sorted(range(len(term)), key=lambda i: letters.index(term[i]))
         if order != list(range(len(term))):
