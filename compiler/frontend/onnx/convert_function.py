@@ -145,7 +145,6 @@ def _static_int(node: Node, value, what: str) -> int:
 
 # Ops imported through the function body that ONNX defines for them.
 EXPANDED_OPS = (
-    "AffineGrid",
     "BlackmanWindow",
     "CausalConvWithState",
     "DynamicQuantizeLinear",
