@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from shapeflow.ir.expr import IntImm
-from shapeflow.ir.functor import Mutator, substitute
+from shapeflow.ir.expr import IntImm, Let, Var
+from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.tir.function import PrimFunc
-from shapeflow.ir.tir.stmt import Allocate, Block, BlockRealize, IfThenElse
+from shapeflow.ir.tir.stmt import Allocate, Block, BlockRealize, IfThenElse, LetStmt
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
 from shapeflow.passes.tir.lower_init_block import lower_block_init
 
@@ -24,10 +24,26 @@ def _block_to_stmt(block: Block, bindings: dict, predicate=None):
     body = block.body
     for buffer in reversed(block.alloc_buffers):
         body = Allocate(buffer, body)
-    if predicate is not None and not (isinstance(predicate, IntImm) and predicate.value == 1):
+    # A value holding a Let is bound once by a LetStmt: substituted into each use, later passes would copy
+    # it and define the Let's variable more than once. Inside the predicate's `if` (the value may load
+    # where only the predicate makes it valid), unless the predicate reads the variable.
+    bound = {var: value for var, value in bindings.items() if collect(value, Let)}
+    guarded = predicate is not None and not (isinstance(predicate, IntImm) and predicate.value == 1)
+    outside = guarded and bool({id(v) for v in bound} & {id(v) for v in collect(predicate, Var)})
+    if not outside:
+        body = _let_stmts(bound, body)
+    if guarded:
         body = IfThenElse(predicate, body)
+    if outside:
+        body = _let_stmts(bound, body)
     # One substitution over the whole result, so an allocated buffer stays one object in all its uses.
-    return substitute(body, bindings)
+    return substitute(body, {var: value for var, value in bindings.items() if var not in bound})
+
+
+def _let_stmts(bound: dict, body):
+    for var, value in reversed(bound.items()):
+        body = LetStmt(var, value, body)
+    return body
 
 
 class _BlocksToLoops(Mutator):

@@ -37,3 +37,28 @@ def test_float_constants_are_rounded_to_their_dtype_in_compiled_code():
     out = np.zeros(3, np.float16)
     lib["main"](a, out)
     assert np.isposinf(out[0]) and np.isneginf(out[1]) and np.isnan(out[2])
+
+
+# Found by a 5-minute check run of the fixed --tvm campaign (finding e8bd49d0049d): a block iteration value
+# holding a Let was substituted into each use of the iteration variable, so ConvertBlocksToLoops defined the
+# Let's variable twice (a VerifyError after the pass). The value is now bound once, by a LetStmt.
+LET_IN_BLOCK_BINDING = """# shapeflow.ir v1
+@T.prim_func
+def main(B0: T.Buffer((m, 3), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'m': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        with T.block('b'):
+            v14 = T.axis.spatial(m, T.Let(t1, B0[0, 2], 0))
+            T.reads(B0[v14, 0])
+            T.writes(B0[v14, 0])
+            B0[v14, 0] = B0[v14, 0] + T.float32(1.0)
+"""
+
+
+def test_block_binding_with_a_let_is_bound_once():
+    passes = [["convert-blocks-to-loops", {}], ["flatten-buffer", {}]]
+    for seed in (1, 2):
+        outcome = check(TestCase(ir=LET_IN_BLOCK_BINDING, passes=passes, seed=seed), compile_oracle=True)
+        assert outcome.status == "ok", (outcome.symptom, outcome.message)
