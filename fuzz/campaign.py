@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
 import random
 import sys
 import time
@@ -51,6 +52,17 @@ class CampaignOptions:
 
 
 STARTUP_SECONDS = 60.0  # allowed to a fresh worker process before its first answer
+HARD_FACTOR = 10.0  # a task that used little CPU is stopped this many of its limits past the deadline
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (Linux /proc), None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class _Worker:
@@ -68,13 +80,18 @@ class _Worker:
         self.proc = ctx.Process(
             target=worker_main,
             args=(wid, self.tasks, results, str(options.out), self.stage, worker_options),
-            daemon=True,
+            # Not daemonic: a worker minimizes crashes and hangs in a child process of its own
+            # (isolated.py), which daemonic processes may not start. Workers still exit with the
+            # campaign: it stops them at the end, and they leave when their parent is gone.
+            daemon=False,
         )
         self.proc.start()
         self.task: dict | None = None
         self.deadline = 0.0
         self.extended = False  # the deadline was extended once for an in-process minimization
         self.answered = False  # it has answered a task (so it is done starting up)
+        self.dispatched = self.hard_deadline = 0.0
+        self.cpu_at_start: float | None = None
 
 
 class Campaign:
@@ -265,6 +282,21 @@ class Campaign:
                 self._lost_bug(test, Outcome("bug", symptom, f"stage {stage}", message), symptom, stage, code)
         self.stats["tests"] += 1
 
+    def _overdue(self, w: _Worker) -> bool:
+        """Past its deadline and hanging. On a busy machine a test can outlive its wall-clock limit while
+        getting little CPU; a hang (an endless loop) burns CPU. So past the deadline a worker is stopped
+        when it used its limit's worth of CPU on the task, or at a much later hard deadline (a hang that
+        sleeps), or right away where the CPU time cannot be read."""
+        now = time.monotonic()
+        if now <= w.deadline:
+            return False
+        if (w.task or {}).get("kind") == "minimize-lost":
+            return True  # it mostly waits on its own child (which has its limits): wall time decides
+        cpu = process_cpu_seconds(w.proc.pid)
+        if cpu is None or w.cpu_at_start is None or now > w.hard_deadline:
+            return True
+        return cpu - w.cpu_at_start > w.deadline - w.dispatched
+
     def _lost_minimized(self, msg: dict) -> None:
         minimized = TestCase.from_json(msg["minimized"]) if msg.get("minimized") else None
         update_minimized(self.out, msg["minimized_for"], minimized, msg.get("note", ""))
@@ -303,7 +335,10 @@ class Campaign:
                 for w in workers:
                     if w.task is None:
                         w.task = self._next_task()
+                        w.dispatched = time.monotonic()
                         w.deadline = self._deadline(w.task, w)
+                        w.hard_deadline = w.deadline + HARD_FACTOR * (w.deadline - time.monotonic())
+                        w.cpu_at_start = process_cpu_seconds(w.proc.pid)
                         w.extended = False
                         w.tasks.put(w.task)
                 try:
@@ -321,7 +356,7 @@ class Campaign:
                     lost = None
                     if not w.proc.is_alive():
                         lost = "crash"
-                    elif w.task is not None and time.monotonic() > w.deadline:
+                    elif w.task is not None and self._overdue(w):
                         if w.stage.value == MINIMIZING_STAGE and not w.extended:
                             # The test ended (a bug) and the worker minimizes it in process: more time.
                             w.deadline, w.extended = time.monotonic() + self.o.minimize_seconds + 10, True

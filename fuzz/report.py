@@ -52,7 +52,7 @@ def report(out_dir: Path, stream) -> dict:
     if tvm:  # the differential oracle's verdicts (agree, not_translatable, refused, filtered, ...)
         numbers["tvm_verdicts"] = tvm
     for key, value in numbers.items():
-        stream.write(f"{key:>12}: {value}\n")
+        stream.write(f"{key:>15}: {value}\n")
     stream.write(f"\n{'id':<13} {'symptom':<22} {'stage':<28} {'hits':>5}  message\n")
     for f in findings:
         message = " ".join(str(f.get("message", "")).split())[:70]

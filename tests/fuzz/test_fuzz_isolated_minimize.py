@@ -152,3 +152,37 @@ def test_a_crash_that_does_not_reproduce_is_left_unminimized(plugin):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.slow
+def test_a_campaign_worker_process_minimizes_a_lost_test(plugin, tmp_path):
+    """The worker that gets the task is itself a child of the campaign: it must be allowed children."""
+    import multiprocessing  # noqa: PLC0415
+
+    from shapeflow.fuzz.campaign import CampaignOptions, _Worker  # noqa: PLC0415
+
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    (tmp_path / "workers").mkdir()
+    worker = _Worker(ctx, 0, CampaignOptions(tmp_path, compile=False), results)
+    test = _test_with_call("test-crash-on-call")
+    task = {
+        "kind": "minimize-lost",
+        "test": test.to_json(),
+        "key": "k",
+        "symptom": "crash",
+        "stage": 4,
+        "exitcode": -signal.SIGSEGV,
+        "timeout": 10.0,
+        "seconds": 60.0,
+        "compile": False,
+        "preload": list(plugin),
+    }
+    worker.tasks.put(task)
+    try:
+        answer = results.get(timeout=600)
+    finally:
+        worker.tasks.put(None)
+        worker.proc.join(10)
+    assert answer["minimized_for"] == "k" and answer["minimized"], answer["note"]
+    assert TestCase.from_json(answer["minimized"]).passes == [["test-crash-on-call", {}]]
