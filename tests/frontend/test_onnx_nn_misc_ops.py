@@ -165,3 +165,34 @@ def test_einsum_with_repeated_subscripts(equation):
         *arrays
     )
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "mode,low,high,skips", [("TF", 1, 2, 0), ("TF", 2, 2, 3), ("IDF", 1, 3, 1), ("TFIDF", 1, 2, 2)]
+)
+def test_tfidf_vectorizer(mode, low, high, skips):
+    x = rng.integers(0, 4, (3, 9)).astype(np.int64)
+    # 1-grams 0..3, 2-grams (0,1) (1,2) (3,3) (2,0), 3-grams (0,1,2)
+    pool = [0, 1, 2, 3, 0, 1, 1, 2, 3, 3, 2, 0, 0, 1, 2]
+    node = helper.make_node(
+        "TfIdfVectorizer",
+        ["x"],
+        ["y"],
+        mode=mode,
+        min_gram_length=low,
+        max_gram_length=high,
+        max_skip_count=skips,
+        ngram_counts=[0, 4, 12],
+        ngram_indexes=[0, 1, 2, 3, 4, 5, 6, 7, 8],
+        pool_int64s=pool,
+        weights=[0.5 + 0.25 * i for i in range(9)],
+    )
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [3, 9])],
+        [helper.make_tensor_value_info("y", F, [3, 9])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    want = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    np.testing.assert_allclose(sf.compile(from_onnx(model))(x), want, rtol=1e-6)

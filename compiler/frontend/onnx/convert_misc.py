@@ -1,5 +1,6 @@
 """Converters of the remaining ONNX ops: bitwise ops and shifts, the losses (NegativeLogLikelihoodLoss,
-SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool, BitCast, Det, MaxUnpool."""
+SoftmaxCrossEntropyLoss), Hardmax, Swish, EyeLike, OneHot, LpPool, BitCast, Det, MaxUnpool,
+TfIdfVectorizer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from shapeflow.frontend.onnx.context import Context, Node, onnx_dtype, scalar
 from shapeflow.frontend.onnx.registry import Known, converter, register_simple
+from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph import op
 from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.ops import bitcast
@@ -382,3 +384,78 @@ def _max_unpool(ctx: Context, node: Node):
         raise node.unsupported(f"output_shape {wanted} is smaller than the unpooled shape {inferred}")
     widths = tuple(v for w, i in zip(wanted, inferred) for v in (0, w - i))
     return op.pad(y, pad_width=widths)
+
+
+# -- TfIdfVectorizer --------------------------------------------------------------------------------
+
+
+def _tfidf_pool(node: Node) -> list[tuple[tuple[int, ...], int]]:
+    """(n-gram, output column) for every n-gram of the pool, in pool order."""
+    pool = list(node.attr("pool_int64s", None) or [])
+    if node.attr("pool_strings", None):
+        raise node.unsupported("string pools are not supported")
+    starts = list(node.attr("ngram_counts"))
+    columns = list(node.attr("ngram_indexes"))
+    grams = []
+    for k, begin in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(pool)
+        n = k + 1
+        if (end - begin) % n:
+            raise node.unsupported(f"the pool's {n}-grams do not divide into {n}-grams")
+        grams.extend(tuple(pool[i : i + n]) for i in range(begin, end, n))
+    if len(grams) != len(columns):
+        raise node.unsupported(f"{len(columns)} ngram_indexes for {len(grams)} pool n-grams")
+    return list(zip(grams, columns))
+
+
+@converter("TfIdfVectorizer", since=9)
+def _tfidf_vectorizer(ctx: Context, node: Node):
+    """Counts of the pool's n-grams in each row, as onnxruntime: an n-gram of n >= 2 items may skip up to
+    max_skip_count items between consecutive ones (each skip distance counted separately), unigrams are
+    counted once. Per pool n-gram and skip distance, a conjunction of equalities over shifted slices summed
+    along the row; weighted per mode (TF, IDF, TFIDF)."""
+    name = node.inputs[0]
+    if not ctx.dtype(name).is_integer:
+        raise node.unsupported(f"dtype {ctx.dtype(name)} is not supported (integer inputs only)")
+    shape = ctx.shape(name)
+    if len(shape) not in (1, 2) or as_int(shape[-1]) is None:
+        raise node.unsupported("a [C] or [B, C] input with a static C is supported")
+    length = as_int(shape[-1])
+    low, high = node.attr("min_gram_length"), node.attr("max_gram_length")
+    skips = node.attr("max_skip_count")
+    mode = node.attr("mode")
+    weights = list(node.attr("weights", None) or [])
+    if mode not in ("TF", "IDF", "TFIDF"):
+        raise node.unsupported(f"mode {mode!r} is not supported")
+    grams = _tfidf_pool(node)
+    width = max(c for _, c in grams) + 1
+    x = ctx.expr(name)
+    x2 = ctx.emit(op.reshape(x, (1, length))) if len(shape) == 1 else x
+    axis = 1
+    rows = shape[0] if len(shape) == 2 else 1
+    zero_row = ctx.emit(op.broadcast_to(scalar(0.0, "float32"), (rows,)))
+    columns = [zero_row] * width
+    for gram, column in grams:
+        n = len(gram)
+        if not low <= n <= high:
+            continue
+        for distance in range(1, (skips if n > 1 else 0) + 2):
+            span = (n - 1) * distance
+            if span >= length:
+                break
+            hit = None
+            for k, value in enumerate(gram):
+                begin, end = k * distance, length - span + k * distance
+                part = ctx.emit(op.strided_slice(x2, axes=(axis,), begin=(begin,), end=(end,), strides=(1,)))
+                match = op.equal(part, scalar(value, ctx.dtype(name)))
+                hit = match if hit is None else op.logical_and(hit, match)
+            count = ctx.emit(op.sum(op.astype(hit, "float32"), (axis,), False))
+            columns[column] = ctx.emit(op.add(columns[column], count))
+    stacked = ctx.emit(op.concat([ctx.emit(op.expand_dims(c, (1,))) for c in columns], axis=1))
+    if mode != "TF":
+        if mode == "IDF":
+            stacked = ctx.emit(op.astype(op.greater(stacked, 0.0), "float32"))
+        if weights:
+            w = np.array(weights + [1.0] * max(0, width - len(weights)), np.float32)[:width]
+            stacked = ctx.emit(op.multiply(stacked, G.Constant.from_array(w)))
+    return op.reshape(stacked, (width,)) if len(shape) == 1 else stacked
