@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from shapeflow.ir.arith import Analyzer
 from shapeflow.ir.expr import (
+    LT,
     Add,
+    And,
     BufferLoad,
     Cast,
     FloorDiv,
@@ -31,10 +33,12 @@ from shapeflow.ir.node import replace
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.ir.tir.stmt import (
+    Allocate,
     Block,
     BlockRealize,
     BufferRegion,
     BufferStore,
+    DeclBuffer,
     For,
     ForKind,
     IterVar,
@@ -246,6 +250,10 @@ def infer_regions(block: Block) -> Block:
     reads: dict[int, list] = {}
     writes: dict[int, list] = {}
     alloc = {id(b) for b in block.alloc_buffers}
+    # buffers allocated inside the body are out of scope at the block signature (and not accesses of it)
+    for part in (block.init, block.body):
+        for n in collect(part, (Allocate, DeclBuffer, Block)) if part is not None else ():
+            alloc.update(id(b) for b in (n.alloc_buffers if isinstance(n, Block) else (n.buffer,)))
 
     def visit(n):
         if isinstance(n, BufferLoad) and id(n.buffer) not in alloc:
@@ -309,3 +317,59 @@ def copy_nest(sch, name: str, dst: Buffer, src: Buffer) -> Stmt:
     for v, e in reversed(list(zip(loop_vars, src.shape))):
         stmt = For(v, 0, e, ForKind.SERIAL, stmt)
     return stmt
+
+
+def _radix_extent(ana: Analyzer, e: PrimExpr, loops: dict, used: set) -> PrimExpr | None:
+    """The extent n when `e` maps the loops it uses one-to-one onto [0, n): a loop variable with min 0, or
+    a mixed-radix `x * F + y` with `y` covering exactly [0, F) (what split and fuse bind). None otherwise."""
+    if isinstance(e, Var):
+        f = loops.get(id(e))
+        if f is None or id(f) in used or not ana.can_prove(f.min == 0):
+            return None
+        used.add(id(f))
+        return f.extent
+    if isinstance(e, Add) and isinstance(e.a, Mul):
+        inner = _radix_extent(ana, e.b, loops, used)
+        outer = _radix_extent(ana, e.a.a, loops, used)
+        if inner is None or outer is None or not ana.can_prove(e.a.b == inner):
+            return None
+        return outer * inner
+    return None
+
+
+def _conjuncts(e: PrimExpr) -> list[PrimExpr]:
+    return _conjuncts(e.a) + _conjuncts(e.b) if isinstance(e, And) else [e]
+
+
+def runs_whole_domain(ana: Analyzer, realize: BlockRealize, parents: tuple, ivars: list[Var]) -> bool:
+    """Whether the instances of `realize` in its scope provably take every value of the domains of the
+    block variables `ivars` (a block's domain only bounds its instances; a constant binding or a predicate
+    runs fewer). Sufficient, not necessary: no condition between the scope block and the block, per
+    variable a binding that maps its own loops one-to-one onto [0, N) with N the domain extent, or N
+    larger and the predicate conjunct `binding < extent` (what an inexact split adds), and no other
+    predicate conjunct."""
+    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    inner = parents[start:]
+    if any(not isinstance(p, (For, SeqStmt, BlockRealize)) for p in inner):
+        return False
+    loops = {id(p.loop_var): p for p in inner if isinstance(p, For)}
+    values = {id(iv.var): (iv, v) for iv, v in zip(realize.block.iter_vars, realize.iter_values)}
+    pred = realize.predicate
+    bounds = [] if isinstance(pred, IntImm) and pred.value == 1 else _conjuncts(pred)
+    used: set[int] = set()
+    for var in ivars:
+        iv, value = values[id(var)]
+        extent = _radix_extent(ana, value, loops, used)
+        if extent is None or not ana.can_prove(iv.dom.min == 0):
+            return False
+        if ana.can_prove(extent == iv.dom.extent):
+            continue
+        cut = [
+            c
+            for c in bounds
+            if isinstance(c, LT) and structural_equal(c.a, value) and ana.can_prove(c.b == iv.dom.extent)
+        ]
+        if not cut or not ana.can_prove(extent >= iv.dom.extent):
+            return False
+        bounds = [c for c in bounds if c is not cut[0]]
+    return not bounds

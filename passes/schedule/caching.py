@@ -20,6 +20,7 @@ from shapeflow.passes.schedule.analysis import (
     edit_scope,
     infer_regions,
     realizes_in,
+    runs_whole_domain,
     top_level_item,
 )
 from shapeflow.passes.schedule.compute_location import point_write, sorted_doms
@@ -96,11 +97,14 @@ def cache_write(sch: Schedule, block: BlockRV, write_index: int, scope: str = "g
     writers = [r for item in items for r in realizes_in(item) if id(dst) in buffers_written(r.block)]
     if len(writers) != 1:
         raise fail(f"{prim}: buffer has another writer", dst.name)
-    out, _ = point_write(realize, prim)
+    out, index_vars = point_write(realize, prim)
     ana = sch.analyzer()
     for dom, extent in zip(sorted_doms(realize.block, out), out.shape):
         if not ana.can_prove(dom == extent):
             raise fail(f"{prim}: block does not cover the buffer", dst.name)
+    # The copy-back writes every point, so the block must actually run every point of its domain.
+    if not runs_whole_domain(ana, realize, parents, index_vars):
+        raise fail(f"{prim}: block instances do not cover the buffer", f"{dst.name}: bindings or predicate")
     if any(r is not realize and id(dst) in buffers_read(r.block) for r in realizes_in(items[pos])):
         raise fail(f"{prim}: the block's loop nest reads the buffer", dst.name)
     name = sch.fresh_block_name(f"{dst.name}_{scope.replace('.', '_')}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shapeflow.ir.expr import IntImm, PrimExpr, Var, convert
+from shapeflow.ir.expr import IntImm, Let, PrimExpr, Var, convert
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.stmt import Block, BlockRealize, For, ForKind, IterType, LetStmt, Stmt, seq
@@ -80,8 +80,9 @@ def get_child_blocks(sch: Schedule, parent: BlockRV | LoopRV) -> list[BlockRV]:
 
 def _fresh_copy(sch: Schedule, stmt: Stmt, suffix: str) -> Stmt:
     """A copy of `stmt` defining fresh variables and blocks with fresh names (every variable and block
-    name is defined once per function)."""
-    bound: list[Var] = []
+    name is defined once per function). The variables bound by Let expressions are renamed too: the copy
+    would otherwise bind the same Var a second time (or share the Let node, which does not round-trip)."""
+    bound: list[Var] = list(dict.fromkeys(let.var for let in collect(stmt, Let)))
     for s, _ in walk(stmt):
         if isinstance(s, For):
             bound.append(s.loop_var)
