@@ -228,7 +228,9 @@ def library_cache_entry(library):
 
     objects = getattr(library._jit, "objects", None)
     if objects is None:
-        raise UnsupportedError("this library was not built from object files (use shapeflow.build_cached)")
+        raise UnsupportedError(
+            "this library was not built from object files (build it with shapeflow.build.build_cached)"
+        )
     return CacheEntry(_abi_meta({name: k.abi for name, k in library.kernels.items()}), tuple(objects))
 
 

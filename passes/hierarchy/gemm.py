@@ -119,7 +119,7 @@ class GemmKernel:
         if batched:
             funcs["pack_batched"] = build_pack_func(self.nr, n, k, transposed, batched=True)
         # What decides the family's code, besides the toolchain: its object code is cached on disk under it
-        # (shapeflow.build_cached), so a family is compiled once per machine, not once per process.
+        # (shapeflow.build.build_cached), so a family is compiled once per machine, not once per process.
         self.family_key = {
             "family": self.name,
             "n": n,
