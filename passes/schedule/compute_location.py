@@ -23,6 +23,7 @@ from shapeflow.passes.schedule.analysis import (
     loop_relax,
     loops_in,
     realizes_in,
+    runs_whole_domain,
     top_level_item,
 )
 from shapeflow.passes.schedule.state import REMOVED, BlockRV, LoopRV, Schedule, fail, primitive, walk
@@ -52,6 +53,13 @@ def _stores(stmt: Stmt) -> list[BufferStore]:
 def _alone(realize: BlockRealize, item: Stmt, prim: str) -> None:
     if len(realizes_in(item)) != 1:
         raise fail(f"{prim}: block is not alone in its loop nest", realize.block.name)
+
+
+def _runs_whole(sch: Schedule, realize: BlockRealize, parents: tuple, prim: str) -> None:
+    """Refuse a block whose instances are not its whole domain (a constant binding, a condition): the
+    primitive rebuilds the block's loops from its domain, which would run instances it never ran."""
+    if not runs_whole_domain(sch.analyzer(), realize, parents, [iv.var for iv in realize.block.iter_vars]):
+        raise fail(f"{prim}: block instances do not cover its domain", realize.block.name)
 
 
 def _scope_writers(items: list[Stmt], buffer: Buffer) -> list[BlockRealize]:
@@ -98,6 +106,7 @@ def compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     realize, parents = sch.find_block(block)
     scope, items, pos_p = top_level_item(parents, realize)
     _alone(realize, items[pos_p], prim)
+    _runs_whole(sch, realize, parents, prim)
     out, index_vars = point_write(realize, prim)
     for_, loop_parents, pos_l = _loop_in_scope(sch, loop, scope, prim)
     if any(p is realize for p in loop_parents):
@@ -151,6 +160,7 @@ def reverse_compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     realize, parents = sch.find_block(block)
     scope, items, pos_c = top_level_item(parents, realize)
     _alone(realize, items[pos_c], prim)
+    _runs_whole(sch, realize, parents, prim)
     out, _ = point_write(realize, prim)
     for_, loop_parents, pos_l = _loop_in_scope(sch, loop, scope, prim)
     if pos_l >= pos_c:
@@ -300,6 +310,7 @@ def reverse_compute_inline(sch: Schedule, block: BlockRV) -> None:
     scope, items, pos_c = top_level_item(parents, realize)
     _alone(realize, items[pos_c], prim)
     store = _elementwise(realize, prim, "consumer")
+    _runs_whole(sch, realize, parents, prim)
     c_block = realize.block
     intermediates = [b for b, _ in _loads_of(c_block) if any(b is a for a in scope.alloc_buffers)]
     if not intermediates:

@@ -196,3 +196,50 @@ def test_cache_write_refuses_a_block_under_a_condition():
     sch = Schedule(_func("\n".join(lines) + "\n"))
     with pytest.raises(ScheduleError, match="block instances do not cover the buffer"):
         sch.cache_write(sch.get_block("B"), 0, "local")
+
+
+# Found while fixing 564858cbd7bf (same assumption, that a block runs its whole domain): reverse_compute_at
+# and reverse_compute_inline rebuilt a consumer bound to the constant 0 over every point of its domain, so
+# O[1:n] were overwritten (wrong result); compute_at would rebuild a producer the same way.
+PRODUCER_CONSUMER = """def main(A: T.Buffer((n,), "float32"), O: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        X = T.alloc_buffer((n,), "float32")
+        for i in T.serial(0, n):
+            with T.block('P'):
+                v = T.axis.spatial(n, PB)
+                T.reads(A[v])
+                T.writes(X[v])
+                X[v] = A[v] * T.float32(2.0)
+        for j in T.serial(0, n):
+            with T.block('C'):
+                w = T.axis.spatial(n, CB)
+                T.reads(X[w])
+                T.writes(O[w])
+                O[w] = X[w] + T.float32(1.0)
+"""
+
+MOVES = {
+    "reverse_compute_inline": lambda s: s.reverse_compute_inline(s.get_block("C")),
+    "reverse_compute_at": lambda s: s.reverse_compute_at(s.get_block("C"), s.get_loops(s.get_block("P"))[0]),
+    "compute_at": lambda s: s.compute_at(s.get_block("P"), s.get_loops(s.get_block("C"))[0]),
+}
+
+
+@pytest.mark.parametrize("prim", sorted(MOVES))
+def test_moving_primitives_refuse_a_block_that_does_not_run_its_whole_domain(prim):
+    moved = "PB" if prim == "compute_at" else "CB"
+    src = PRODUCER_CONSUMER.replace(moved, "0").replace("PB", "i").replace("CB", "j")
+    sch = Schedule(_func(src))
+    with pytest.raises(ScheduleError, match="block instances do not cover its domain"):
+        MOVES[prim](sch)
+
+
+@pytest.mark.parametrize("prim", sorted(MOVES))
+def test_moving_primitives_still_apply_to_plain_bindings(prim):
+    func = _func(PRODUCER_CONSUMER.replace("PB", "i").replace("CB", "j"))
+    sch = Schedule(func)
+    MOVES[prim](sch)
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 7}, {"n": 12}])
