@@ -53,6 +53,8 @@ def _grid_sample_infer(info: CallInfo) -> Type:
 
 def _reflect_np(x: float, lo: float, hi: float) -> float:
     span = hi - lo
+    if span <= 0:  # a single pixel with align_corners: every coordinate reflects onto it
+        return lo
     if x < lo:
         d = lo - x
         n = int(d / span)
@@ -269,7 +271,8 @@ def _reflect_float(v, lo, hi):
     one = T.const(1, v.dtype)
     below = fold(lo - v, lo, hi, one)
     above = fold(v - hi, hi, lo, -one)
-    return E.select(v < lo, below, E.select(v > hi, above, v))
+    reflected = E.select(v < lo, below, E.select(v > hi, above, v))
+    return E.select(span > T.const(0, v.dtype), reflected, lo)  # a single pixel: everything lands on it
 
 
 register_op(
