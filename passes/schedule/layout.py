@@ -49,6 +49,7 @@ from shapeflow.passes.schedule.analysis import (
     infer_regions,
     interval,
     realizes_in,
+    runs_whole_domain,
     top_level_item,
 )
 from shapeflow.passes.schedule.state import BlockRV, Schedule, fail, primitive
@@ -243,6 +244,10 @@ def pad(sch: Schedule, block: BlockRV, padding: Sequence[int]) -> None:
         ) and isinstance(iv.dom.min, IntImm) and iv.dom.min.value == 0  # fmt: skip
         if not trivial:
             raise fail(f"{prim}: block bindings are not trivial loops", b.name)
+    # the grown loops run every padded point and the unpad copy reads them all back: a block that skips
+    # points of its domain (a predicate, a condition around it) would copy back points it never wrote
+    if not runs_whole_domain(ana, realize, parents, [iv.var for iv in b.iter_vars]):
+        raise fail(f"{prim}: block instances do not cover its domain", b.name)
     new_ext = {}
     for iv, p in zip(b.iter_vars, padding):
         ext = ana.simplify((iv.dom.extent + p - 1) // p * p)

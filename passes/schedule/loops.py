@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from shapeflow.ir.expr import IntImm, Let, PrimExpr, Var, convert
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
-from shapeflow.ir.tir.stmt import Block, BlockRealize, For, ForKind, IterType, LetStmt, Stmt, seq
+from shapeflow.ir.tir.stmt import (
+    Allocate,
+    Block,
+    BlockRealize,
+    DeclBuffer,
+    For,
+    ForKind,
+    IterType,
+    LetStmt,
+    Stmt,
+    seq,
+)
 from shapeflow.passes.schedule.analysis import (
     access_region,
     and_predicate,
@@ -92,6 +103,8 @@ def _fresh_copy(sch: Schedule, stmt: Stmt, suffix: str) -> Stmt:
             bound.extend(iv.var for iv in s.block.iter_vars)
             if s.block.alloc_buffers:
                 raise fail("split: cannot partition a loop whose blocks allocate buffers")
+        elif isinstance(s, (Allocate, DeclBuffer)):  # the copy would allocate the same Buffer again
+            raise fail("split: cannot partition a loop whose body allocates buffers", s.buffer.name)
     mapping = {v: Var(v.name, v.dtype) for v in bound}
     taken = set(sch.block_names())
 

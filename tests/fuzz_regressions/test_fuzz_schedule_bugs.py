@@ -243,3 +243,26 @@ def test_moving_primitives_still_apply_to_plain_bindings(prim):
     sch = Schedule(func)
     MOVES[prim](sch)
     _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 7}, {"n": 12}])
+
+
+def _under_condition(src: str, block: str) -> str:
+    lines = src.splitlines()
+    k = next(j for j, line in enumerate(lines) if f"T.block('{block}')" in line)
+    indent = lines[k][: len(lines[k]) - len(lines[k].lstrip())]
+    return "\n".join([*lines[:k], f"{indent}if i % 2 == 0:", *("    " + line for line in lines[k:])]) + "\n"
+
+
+def test_pad_refuses_a_block_under_a_condition():
+    """Found beside 777a38430a70: pad grew the loops and copied every padded point back, also the points
+    the condition skipped (they came back as 0 instead of B's old values)."""
+    sch = Schedule(_func(_under_condition(SPLIT_ELEMENTWISE.replace("N", "n"), "B")))
+    with pytest.raises(ScheduleError, match="pad: block instances do not cover its domain"):
+        sch.pad(sch.get_block("B"), [4])
+
+
+def test_split_partition_refuses_a_body_that_allocates():
+    """Found beside 3ef91e1b2601: the tail copy allocated the same Buffer again, and the printed text did
+    not parse (undefined buffer 'tmp6')."""
+    sch = Schedule(_func(ALLOCATE_IN_BLOCK))
+    with pytest.raises(ScheduleError, match="split: cannot partition a loop whose body allocates buffers"):
+        sch.split(sch.get_loops(sch.get_block("ew7"))[0], [None, 4], tail="partition")
