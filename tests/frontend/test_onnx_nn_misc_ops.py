@@ -196,3 +196,47 @@ def test_tfidf_vectorizer(mode, low, high, skips):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
     want = ReferenceEvaluator(model).run(None, {"x": x})[0]
     np.testing.assert_allclose(sf.compile(from_onnx(model))(x), want, rtol=1e-6)
+
+
+def test_matmul_integer_with_per_row_and_per_column_zero_points():
+    a = rng.integers(-128, 128, (5, 7)).astype(np.int8)
+    b = rng.integers(-128, 128, (7, 3)).astype(np.int8)
+    a_zp = rng.integers(-5, 5, 5).astype(np.int8)
+    b_zp = rng.integers(-5, 5, 3).astype(np.int8)
+    node = helper.make_node("MatMulInteger", ["a", "b", "az", "bz"], ["y"])
+    i8 = TensorProto.INT8
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [
+            helper.make_tensor_value_info(n, i8, list(v.shape))
+            for n, v in (("a", a), ("b", b), ("az", a_zp), ("bz", b_zp))
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [5, 3])],
+    )
+    got = sf.compile(from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])))(
+        a, b, a_zp, b_zp
+    )
+    want = (a.astype(np.int32) - a_zp[:, None]) @ (b.astype(np.int32) - b_zp[None, :])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_conv_integer_with_per_channel_weight_zero_points():
+    x = rng.integers(0, 256, (1, 2, 6, 5)).astype(np.uint8)
+    w = rng.integers(0, 256, (3, 2, 3, 2)).astype(np.uint8)
+    x_zp, w_zp = np.array(128, np.uint8), np.array([1, 100, 255], np.uint8)
+    node = helper.make_node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=[1, 0, 1, 1], strides=[2, 1])
+    u8 = TensorProto.UINT8
+    graph = helper.make_graph(
+        [node],
+        "t",
+        [
+            helper.make_tensor_value_info(n, u8, list(v.shape))
+            for n, v in (("x", x), ("w", w), ("xz", x_zp), ("wz", w_zp))
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    want = ReferenceEvaluator(model).run(None, {"x": x, "w": w, "xz": x_zp, "wz": w_zp})[0]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.INT32, list(want.shape)))
+    np.testing.assert_array_equal(sf.compile(from_onnx(model))(x, w, x_zp, w_zp), want)

@@ -447,3 +447,54 @@ def _lrn(ctx: Context, node: Node):
         part = ctx.emit(op.strided_slice(padded, axes=(1,), begin=(k,), end=(channels + k,), strides=(1,)))
         total = part if total is None else ctx.emit(op.add(total, part))
     return op.divide(x, op.power(op.add(op.multiply(total, alpha / size), bias), beta))
+
+
+# -- integer convolution and matmul -----------------------------------------------------------------
+
+
+def _centered(ctx: Context, node: Node, index: int, zp_index: int, per_axis_shape):
+    """Input `index` minus its zero point (input `zp_index`, optional), in float64: products and sums of
+    8-bit values are exact there, so the int32 result is exact (within 2^53)."""
+    name = node.inputs[index]
+    if not ctx.dtype(name).is_integer:
+        raise node.unsupported(f"dtype {ctx.dtype(name)} is not supported (integer inputs only)")
+    x = op.astype(ctx.expr(name), "float64")
+    zp_name = node.input(zp_index)
+    if not zp_name:
+        return x
+    zp = op.astype(ctx.expr(zp_name), "float64")
+    size = 1
+    for d in ctx.shape(zp_name):
+        size *= as_int(d) if as_int(d) is not None else -1
+    if size != 1:
+        if per_axis_shape is None or len(ctx.shape(zp_name)) != 1:
+            raise node.unsupported("per-axis zero points are not supported here")
+        zp = op.reshape(zp, per_axis_shape)
+    else:
+        zp = op.reshape(zp, ())
+    return op.subtract(x, zp)
+
+
+@converter("MatMulInteger", since=10)
+def _matmul_integer(ctx: Context, node: Node):
+    rows = ctx.shape(node.inputs[0])[-2] if ctx.rank(node.inputs[0]) >= 2 else None
+    a = _centered(ctx, node, 0, 2, None if rows is None else (rows, 1))  # a per-row zero point
+    b = _centered(ctx, node, 1, 3, (ctx.shape(node.inputs[1])[-1],))  # a per-column zero point
+    return op.astype(op.matmul(a, b), "int32")
+
+
+@converter("ConvInteger", since=10)
+def _conv_integer(ctx: Context, node: Node):
+    w_shape = ctx.shape(node.inputs[1])
+    rank = len(w_shape) - 2
+    if rank not in (1, 2):
+        raise node.unsupported(f"{rank}-D convolution is not supported (1-D and 2-D only)")
+    x = _centered(ctx, node, 0, 2, None)
+    w = _centered(ctx, node, 1, 3, (w_shape[0],) + (1,) * (rank + 1))  # per output channel
+    kernel = node.attr("kernel_shape") or [as_int(d) for d in w_shape[2:]]
+    strides = node.attr("strides") or [1] * rank
+    dilations = node.attr("dilations") or [1] * rank
+    pads = _window_padding(ctx, node, kernel, strides, dilations)
+    build = op.conv1d if rank == 1 else op.conv2d
+    y = build(ctx.emit(x), ctx.emit(w), tuple(strides), tuple(pads), tuple(dilations), node.attr("group", 1))
+    return op.astype(y, "int32")
