@@ -321,7 +321,7 @@ def copy_nest(sch, name: str, dst: Buffer, src: Buffer) -> Stmt:
 
 def _radix_extent(ana: Analyzer, e: PrimExpr, loops: dict, used: set) -> PrimExpr | None:
     """The extent n when `e` maps the loops it uses one-to-one onto [0, n): a loop variable with min 0, or
-    a mixed-radix `x * F + y` with `y` covering exactly [0, F) (what split and fuse bind). None otherwise."""
+    a mixed-radix `x * F + y` with `y` covering exactly [0, F) (what split binds). None otherwise."""
     if isinstance(e, Var):
         f = loops.get(id(e))
         if f is None or id(f) in used or not ana.can_prove(f.min == 0):
