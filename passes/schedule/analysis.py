@@ -373,3 +373,17 @@ def runs_whole_domain(ana: Analyzer, realize: BlockRealize, parents: tuple, ivar
             return False
         bounds = [c for c in bounds if c is not cut[0]]
     return not bounds
+
+
+def overwrites_first(block: Block, dst: Buffer) -> bool:
+    """Whether each instance of `block` stores to `dst` unconditionally before any read of it: an init
+    that is a store (of a reduction), or a body that is one store whose value does not load `dst`."""
+    if block.init is not None:
+        return isinstance(block.init, BufferStore) and block.init.buffer is dst
+    body = block.body
+    return (
+        isinstance(body, BufferStore)
+        and body.buffer is dst
+        and not any(x.buffer is dst for x in collect(body.value, BufferLoad))
+        and not any(x.buffer is dst for i in body.indices for x in collect(i, BufferLoad))
+    )

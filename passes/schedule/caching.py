@@ -9,7 +9,7 @@ reverse_compute_at can then move them next to their users (the usual tiling patt
 from __future__ import annotations
 
 from shapeflow.ir.expr import BufferLoad
-from shapeflow.ir.functor import Mutator, collect
+from shapeflow.ir.functor import Mutator
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import SCOPES, Buffer
 from shapeflow.ir.tir.stmt import Block, BufferStore
@@ -19,6 +19,7 @@ from shapeflow.passes.schedule.analysis import (
     copy_nest,
     edit_scope,
     infer_regions,
+    overwrites_first,
     realizes_in,
     runs_whole_domain,
     top_level_item,
@@ -111,22 +112,8 @@ def cache_write(sch: Schedule, block: BlockRV, write_index: int, scope: str = "g
     # before anything reads it, the cache starts as a copy of the buffer (points the block skips, a read
     # of the old value or a conditional store then see the buffer's values, as before).
     all_vars = [iv.var for iv in realize.block.iter_vars]
-    if not (runs_whole_domain(ana, realize, parents, all_vars) and _overwrites_first(realize.block, dst)):
+    if not (runs_whole_domain(ana, realize, parents, all_vars) and overwrites_first(realize.block, dst)):
         insert[pos] = [copy_nest(sch, sch.fresh_block_name(f"{name}_in"), cache, dst)]
     sch.commit({id(realize): replace(realize, block=_redirect_block(realize.block, dst, cache, True, True))})
     edit_scope(sch, scope_block.name, insert, allocs=(cache,))
     return BlockRV(name)
-
-
-def _overwrites_first(block: Block, dst: Buffer) -> bool:
-    """Whether each instance of `block` stores to `dst` unconditionally before any read of it: an init
-    that is a store (of a reduction), or a body that is one store whose value does not load `dst`."""
-    if block.init is not None:
-        return isinstance(block.init, BufferStore) and block.init.buffer is dst
-    body = block.body
-    return (
-        isinstance(body, BufferStore)
-        and body.buffer is dst
-        and not any(x.buffer is dst for x in collect(body.value, BufferLoad))
-        and not any(x.buffer is dst for i in body.indices for x in collect(i, BufferLoad))
-    )

@@ -33,9 +33,12 @@ from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.ir.tir.stmt import (
+    Allocate,
+    AssertStmt,
     Block,
     BlockRealize,
     BufferStore,
+    DeclBuffer,
     For,
     ForKind,
     IfThenElse,
@@ -48,11 +51,12 @@ from shapeflow.passes.schedule.analysis import (
     edit_scope,
     infer_regions,
     interval,
+    overwrites_first,
     realizes_in,
     runs_whole_domain,
     top_level_item,
 )
-from shapeflow.passes.schedule.state import BlockRV, Schedule, fail, primitive
+from shapeflow.passes.schedule.state import BlockRV, Schedule, fail, primitive, walk
 
 
 def _scope_alloc(sch: Schedule, buffer: Buffer, prim: str) -> Block:
@@ -295,13 +299,19 @@ def pad(sch: Schedule, block: BlockRV, padding: Sequence[int]) -> None:
         if changed:
             padded[id(buf)] = Buffer(sch.fresh_block_name(f"{buf.name}_pad"), tuple(shape), buf.dtype)
     written = {id(n.buffer) for n in collect(b.body, BufferStore)}
+    # the padded instances run the whole body: a store outside the padded buffers or an assertion would
+    # run for points that did not exist
+    local = {id(s.buffer) for s, _ in walk(b.body) if isinstance(s, (Allocate, DeclBuffer))}
+    if written - set(padded) - local or any(isinstance(s, AssertStmt) for s, _ in walk(b.body)):
+        raise fail(f"{prim}: block has effects outside its padded outputs", b.name)
     before, after = [], []
     originals = {id(buf): buf for buf, _ in accesses}
     for key, new in padded.items():
         old = originals[key]
         if key in written:
             after.append(_copy(new.name + "_unpad", old, new, old.shape, None))
-        else:
+        # an output the block reads, or may leave unwritten, starts as the old values (zero-padded)
+        if key not in written or not overwrites_first(b, old):
             before.append(_copy(new.name, new, old, new.shape, old.shape))
 
     class _Swap(Mutator):

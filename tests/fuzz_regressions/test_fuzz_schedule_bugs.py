@@ -297,3 +297,37 @@ def test_split_partition_refuses_a_body_that_allocates():
     sch = Schedule(_func(ALLOCATE_IN_BLOCK))
     with pytest.raises(ScheduleError, match="split: cannot partition a loop whose body allocates buffers"):
         sch.split(sch.get_loops(sch.get_block("ew7"))[0], [None, 4], tail="partition")
+
+
+# Same campaign, pad: the padded output of a block that reads it or stores conditionally was never filled
+# with the old values (the unpad copy brought back zeros), and an assertion ran for the padded points.
+PAD_CONDITIONAL = """def main(A0: T.Buffer((3, 1), "int8"), B1: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i3 in T.parallel(0, n):
+            with T.block('ew5'):
+                v4 = T.axis.spatial(n, i3)
+                T.reads(A0[0:3, 0])
+                T.writes(B1[v4])
+                if B1[v4] > T.float32(0.0):
+                    B1[v4] = B1[v4] * T.float32(2.0)
+"""
+
+
+def test_pad_of_a_conditional_read_modify_write_block():
+    func = _func(PAD_CONDITIONAL)
+    sch = Schedule(func)
+    sch.pad(sch.get_block("ew5"), [3])
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 7}, {"n": 12}])
+
+
+def test_pad_refuses_a_block_that_asserts():
+    src = PAD_CONDITIONAL.replace(
+        "                if B1[v4]",
+        "                T.Assert(v4 < n, 'loop variable in range')\n                if B1[v4]",
+    )
+    sch = Schedule(_func(src))
+    with pytest.raises(ScheduleError, match="pad: block has effects outside its padded outputs"):
+        sch.pad(sch.get_block("ew5"), [3])
