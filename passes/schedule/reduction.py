@@ -10,7 +10,7 @@ combines them (a reduction over that dimension) right after the loop nest.
 from __future__ import annotations
 
 from shapeflow.ir.expr import Add as AddExpr
-from shapeflow.ir.expr import And, BufferLoad, IntImm, Max, Min, Mul, PrimExpr, Var, logical_and
+from shapeflow.ir.expr import And, BufferLoad, IntImm, Max, Min, Mul, PrimExpr, Var, logical_and, make_const
 from shapeflow.ir.functor import collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import Buffer
@@ -38,6 +38,7 @@ from shapeflow.passes.schedule.compute_location import point_write
 from shapeflow.passes.schedule.state import BlockRV, LoopRV, Schedule, fail, primitive, replace_stmts
 
 COMBINERS = (AddExpr, Mul, Max, Min)  # commutative, associative combiners rfactor may regroup
+NEUTRAL = {AddExpr: lambda dtype: make_const(dtype, 0), Mul: lambda dtype: make_const(dtype, 1)}
 
 
 def conjuncts(pred: PrimExpr) -> list[PrimExpr]:
@@ -213,8 +214,11 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
         (guard if used & r_ids else keep).append(c)
     if guard:
         update = IfThenElse(substitute(logical_and(*guard), to_u), update)
+    # The partial results start at the combiner's neutral element; the block's own init (any constant)
+    # is applied once, by the write-back. (max/min are idempotent, so their init may start both.)
+    rf_init = NEUTRAL[combiner](identity.dtype) if combiner in NEUTRAL else identity
     rf_block = infer_regions(
-        Block(rf_name, tuple(rf_ivs), (), (), update, BufferStore(rf, identity, rf_index), (), b.annotations)
+        Block(rf_name, tuple(rf_ivs), (), (), update, BufferStore(rf, rf_init, rf_index), (), b.annotations)
     )
     rf_realize = BlockRealize(tuple(rf_values), logical_and(*keep) if keep else True, rf_block)
 

@@ -331,3 +331,40 @@ def test_pad_refuses_a_block_that_asserts():
     sch = Schedule(_func(src))
     with pytest.raises(ScheduleError, match="pad: block has effects outside its padded outputs"):
         sch.pad(sch.get_block("ew5"), [3])
+
+
+# Same campaign, rfactor: the partial results started at the block's init (7) instead of 0, so the init
+# was added once per partial result and once more by the write-back.
+REDUCE_WITH_INIT = """def main(A: T.Buffer((n, k), "COMBINED"), B: T.Buffer((n,), "COMBINED")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12), 'k': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, n):
+            for r in T.serial(0, k):
+                with T.block('R'):
+                    vi = T.axis.spatial(n, i)
+                    vr = T.axis.reduce(k, r)
+                    T.reads(A[vi, vr])
+                    T.writes(B[vi])
+                    with T.init():
+                        B[vi] = INIT
+                    B[vi] = COMBINE
+"""
+
+
+@pytest.mark.parametrize(
+    "dtype,init,combine",
+    [
+        ("uint32", "T.uint32(7)", "B[vi] + A[vi, vr]"),
+        ("int32", "T.int32(3)", "B[vi] * A[vi, vr]"),
+        ("int32", "T.int32(0)", "T.max(B[vi], A[vi, vr])"),
+    ],
+)
+def test_rfactor_applies_a_non_neutral_init_once(dtype, init, combine):
+    src = REDUCE_WITH_INIT.replace("COMBINED", dtype).replace("INIT", init).replace("COMBINE", combine)
+    func = _func(src)
+    sch = Schedule(func)
+    _, r = sch.get_loops(sch.get_block("R"))
+    sch.rfactor(r, 0)
+    _check_well_formed_and_same(func, sch.func, [{"n": 1, "k": 1}, {"n": 5, "k": 7}, {"n": 3, "k": 12}])
