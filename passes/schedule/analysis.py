@@ -341,13 +341,16 @@ def _conjuncts(e: PrimExpr) -> list[PrimExpr]:
     return _conjuncts(e.a) + _conjuncts(e.b) if isinstance(e, And) else [e]
 
 
-def runs_whole_domain(ana: Analyzer, realize: BlockRealize, parents: tuple, ivars: list[Var]) -> bool:
+def runs_whole_domain(
+    ana: Analyzer, realize: BlockRealize, parents: tuple, ivars: list[Var], others_free: bool = False
+) -> bool:
     """Whether the instances of `realize` in its scope provably take every value of the domains of the
     block variables `ivars` (a block's domain only bounds its instances; a constant binding or a predicate
     runs fewer). Sufficient, not necessary: no condition between the scope block and the block, per
     variable a binding that maps its own loops one-to-one onto [0, N) with N the domain extent, or N
     larger and the predicate conjunct `binding < extent` (what an inexact split adds), and no other
-    predicate conjunct."""
+    predicate conjunct (with `others_free`: none on the loops those bindings use, whatever the other
+    variables run)."""
     start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
     inner = parents[start:]
     if any(not isinstance(p, (For, SeqStmt, BlockRealize)) for p in inner):
@@ -372,6 +375,9 @@ def runs_whole_domain(ana: Analyzer, realize: BlockRealize, parents: tuple, ivar
         if not cut or not ana.can_prove(extent >= iv.dom.extent):
             return False
         bounds = [c for c in bounds if c is not cut[0]]
+    if others_free:
+        mine = {id(f.loop_var) for f in loops.values() if id(f) in used}
+        return not any(id(v) in mine for c in bounds for v in collect(c, Var))
     return not bounds
 
 

@@ -32,6 +32,7 @@ from shapeflow.passes.schedule.analysis import (
     edit_scope,
     infer_regions,
     realizes_in,
+    runs_whole_domain,
     top_level_item,
 )
 from shapeflow.passes.schedule.compute_location import point_write
@@ -82,6 +83,12 @@ def decompose_reduction(sch: Schedule, block: BlockRV, loop: LoopRV) -> BlockRV:
         raise fail(f"{prim}: block has no init", b.name)
     if not any(iv.iter_type == IterType.REDUCE for iv in b.iter_vars):
         raise fail(f"{prim}: block is not a reduction", b.name)
+    # The init runs where the reduction variables are at their minimum; the separated init runs for
+    # every spatial point the block runs. Both agree only when the reduction variables run their whole
+    # domain (the tail copy of a split reduction, bound to `n // 3 * 3 + t`, never runs its init).
+    reduce_vars = [iv.var for iv in b.iter_vars if iv.iter_type == IterType.REDUCE]
+    if not runs_whole_domain(sch.analyzer(), realize, parents, reduce_vars, others_free=True):
+        raise fail(f"{prim}: reduction instances do not cover its domain", b.name)
     loops = _block_loops(parents)
     for_, _ = sch.find_loop(loop)
     if not any(f is for_ for f in loops):

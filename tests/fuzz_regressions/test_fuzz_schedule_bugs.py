@@ -368,3 +368,20 @@ def test_rfactor_applies_a_non_neutral_init_once(dtype, init, combine):
     _, r = sch.get_loops(sch.get_block("R"))
     sch.rfactor(r, 0)
     _check_well_formed_and_same(func, sch.func, [{"n": 1, "k": 1}, {"n": 5, "k": 7}, {"n": 3, "k": 12}])
+
+
+def test_decompose_reduction_refuses_the_tail_of_a_split_reduction():
+    """Same campaign: the tail copy of a partitioned reduction loop never runs its init (its reduction
+    variable starts at n // 3 * 3); decompose_reduction made that init unconditional and reset the sum."""
+    src = REDUCE_WITH_INIT.replace("COMBINED", "int32").replace("INIT", "T.int32(6)")
+    func = _func(src.replace("COMBINE", "B[vi] + A[vi, vr]"))
+    sch = Schedule(func)
+    _, r = sch.get_loops(sch.get_block("R"))
+    sch.split(r, [None, 3], tail="partition")
+    with pytest.raises(ScheduleError, match="decompose_reduction: reduction instances do not cover"):
+        sch.decompose_reduction(sch.get_block("R_tail"), sch.get_loops(sch.get_block("R_tail"))[1])
+    plain = Schedule(func)  # an exact (predicated) split keeps decompose_reduction applicable
+    _, r = plain.get_loops(plain.get_block("R"))
+    r0, _ = plain.split(r, [None, 3])
+    plain.decompose_reduction(plain.get_block("R"), r0)
+    _check_well_formed_and_same(func, plain.func, [{"n": 1, "k": 1}, {"n": 5, "k": 7}, {"n": 3, "k": 12}])
