@@ -12,31 +12,24 @@ affects kernels already compiled).
 Work threshold: a parallel loop whose estimated work (codegen/llvm/parallel.py) is below
 `get_parallel_min_work()` units runs on the calling thread. Default `DEFAULT_PARALLEL_MIN_WORK` = 2^22,
 overridden by SHAPEFLOW_PARALLEL_MIN_WORK at import and by `set_parallel_min_work` at any time. Measured
-(2-core znver5 VM shared with other jobs, load average 5-6, sleeping team threads, medians): waking the
+(2-core znver5 VM shared with other jobs, load average 5-6, passive wait policy, medians): waking the
 team costs about 8-9 us (a 4-row sum: 1.7 us serial, 9-11 us with the team), and one unit of work takes
 about 0.01 us (a 2^18-element add, 2.6M units: 35 us; a 1M-element row sum, 4M units: 45 us; a
 64K-element tanh-GELU, 3.3M units: 36 us). Two threads can save at most half the serial time, so a team
 pays only where half the serial time clearly exceeds the wake-up: about 40 us of work, 2^22 units.
 
-Wait policy: unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, `DEFAULT_WAIT_POLICY` (a bounded spin:
-team threads spin GOMP_SPINCOUNT=100000 times after a parallel region, a third of libgomp's default, then
-sleep in the kernel) is put into the environment just before libgomp is loaded and taken out again right after
-(libgomp reads it once, at load; an OpenMP runtime loaded later, such as torch's, keeps the user's
-environment). `WAIT_POLICY_APPLIED` says what was set. Why bounded: a model runs its kernels back to back,
-so a thread that sleeps at once pays the futex wake-up at every kernel, and one that spins without bound
-(libgomp's default, 300k spins; OMP_WAIT_POLICY=active, billions) holds a core that another process, or
-another library in this process, needs. Measured (2-core znver5 VM, best-of/median ms, 2 threads):
-- idle (load ~1), `benchmarks/onnx_models.py --quick`: BERT-like seq 1 / seq 17 / ResNet-50 batch 1 took
-  2.32 / 4.44 / 38.1 ms passive, 1.68 / 3.19 / 26.1 ms with 100000 spins, 1.58 / 3.31 / 27.5 ms active
-  (but active made onnxruntime, timed in the same process, 1.5-2.3x slower: our threads kept its cores);
-- a dense GEMM (1000x768x768) called right after an OpenBLAS matmul: 5.5 ms passive (one thread's worth:
-  the woken thread lands behind OpenBLAS's spinning threads) against 2.6-2.9 ms when our team spins;
-- one extra busy process (`benchmarks/elementwise.py`): with 100000 spins a 1024-row sum / max / softmax
-  were 6.3x / 2.8x / 9.3x numpy against 2.6x / 1.3x / 5.6x passive, and a 2^22-element add 0.34x
-  against 0.79x (noisy); at load 5-6, libgomp's unbounded default collapsed (a 2^22-element add: 9357 us
-  against 1247 us serial) and passive did not (1280 us), while 3000- and 30000-spin runs at that load gave
-  150 us-15 ms medians. Heavily shared machines may prefer OMP_WAIT_POLICY=passive; the threshold below
-  keeps small loops off the team either way.
+Wait policy: unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, `DEFAULT_WAIT_POLICY` (passive: team
+threads sleep in the kernel between parallel regions instead of spinning) is put into the environment just
+before libgomp is loaded and taken out again right after (libgomp reads it once, at load; an OpenMP
+runtime loaded later, such as torch's, keeps the user's environment). `WAIT_POLICY_APPLIED` says what was
+set. Measured on the same machine (median us, 2 threads; libgomp's default spins
+300k times before sleeping): with libgomp's default, a 2^22-element add took 9357 us at load 5.8 and
+15746 us with one more busy process (serial: 1247 and 1389 us), a 4-row sum 11390 us with the busy
+process (serial 1.9 us); a spinning thread uses up its share of a loaded CPU, is preempted, and the other
+thread then waits at the join for a scheduler timeslice. Passive: 1280 and 1193 us for the add, 9.3 us for
+the 4-row sum, no collapse; the price is the ~8 us wake-up above, which the threshold keeps off small
+loops. OMP_WAIT_POLICY=active was worse under load (a 64K-element add: 31996 us) and crashed the process
+at exit twice; spin counts of 3000 and 30000 gave 150 us-15 ms medians.
 
 What this does not fix: `GOMP_parallel` returns only when every team thread has run, so at heavy
 oversubscription (load average 12-15 on 2 cores) a team call still waits for a descheduled thread; the
@@ -59,9 +52,8 @@ PARALLEL_MIN_WORK_SYMBOL = "__shapeflow_parallel_min_work"
 # Work units (about one per arithmetic operation, load or store; see codegen/llvm/parallel.py) below which
 # a parallel loop runs on the calling thread. Chosen from measurements: see the module docstring.
 DEFAULT_PARALLEL_MIN_WORK = 1 << 22
-# libgomp's wait policy when the user set neither variable: spin a bounded while, then sleep (see the module
-# docstring for the measurements).
-DEFAULT_WAIT_POLICY = {"GOMP_SPINCOUNT": "100000"}
+# libgomp's wait policy when the user set neither variable (see the module docstring for why).
+DEFAULT_WAIT_POLICY = {"OMP_WAIT_POLICY": "passive"}
 
 _LOCK = threading.Lock()
 _LOADED: str | None = None
