@@ -31,6 +31,12 @@ the 4-row sum, no collapse; the price is the ~8 us wake-up above, which the thre
 loops. OMP_WAIT_POLICY=active was worse under load (a 64K-element add: 31996 us) and crashed the process
 at exit twice; spin counts of 3000 and 30000 gave 150 us-15 ms medians.
 
+Tried and not taken (idle machine, load ~1-2): a bounded spin (GOMP_SPINCOUNT=100000) made shapeflow alone
+faster (`benchmarks/onnx_models.py --quick`: BERT-like seq 1 / 17 / ResNet-50 batch 1 in 1.68 / 3.19 / 26.1 ms
+against 2.32 / 4.44 / 38.1 ms passive; a GEMM right after an OpenBLAS call 2.6-2.9 ms against 5.5 ms), but
+beside other runtimes in the same process it was far worse: in `benchmarks/gemm_dynamic.py`, which times
+numpy/torch/TVM calls between ours, small-M GEMMs fell to 0.06x numpy (passive: 0.79x at worst).
+
 What this does not fix: `GOMP_parallel` returns only when every team thread has run, so at heavy
 oversubscription (load average 12-15 on 2 cores) a team call still waits for a descheduled thread; the
 threads claim chunks dynamically (codegen/llvm/parallel.py) so the waiting thread's share is done by the
