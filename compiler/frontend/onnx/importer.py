@@ -34,6 +34,7 @@ from shapeflow.frontend.onnx import (  # noqa: F401 - importing a family registe
     convert_index,
     convert_misc,
     convert_nn,
+    convert_rearrange,
     convert_reduce,
     convert_resize,
     convert_rnn,

@@ -1,5 +1,5 @@
-"""Convolution (conv1d, conv2d: NCW / NCHW, stride, padding, dilation, groups), pooling (max, avg,
-adaptive avg; NCHW) and the inference normalizations batch_norm and group_norm.
+"""Convolution (conv1d, conv2d: NCW / NCHW, stride, padding, dilation, groups) and pooling (max, avg: NCHW or
+NHWC; adaptive avg: NCHW). batch_norm and group_norm are in norm.py, im2col in im2col.py.
 
 Padding is its own te stage (a compute whose out-of-bounds elements are the pad value): a Select inside a
 reduction evaluates both branches, so reading x directly at padded positions would fault.
@@ -19,7 +19,6 @@ from shapeflow.ir.graph.ops.registry import (
     Attr,
     CallInfo,
     attr_bool,
-    attr_float,
     attr_int,
     attr_ints,
     attr_str,
@@ -405,140 +404,6 @@ register_op(
     reference=_adaptive_reference,
     pattern="reduction",
     legalize=_adaptive_legalize,
-)
-
-
-# -- batch_norm (inference) and group_norm ---------------------------------------------------------
-
-
-def _batch_norm_infer(info: CallInfo) -> Type:
-    x = info.tensor(0)
-    require_float(info, x)
-    same_dtype(info, [info.tensor(i) for i in range(5)])
-    for i in range(1, 5):
-        p = info.tensor(i)
-        if p.known_rank and p.ndim != 1:
-            raise info.fail(f"parameter {i} must have rank 1, got {p.ndim}")
-        if x.shape is not None and p.shape is not None:
-            axis = info.attrs["axis"] % x.ndim
-            if not must_equal(info, p.shape[0], x.shape[axis], f"parameter {i} != channel dimension", axis):
-                raise info.shape_error(
-                    f"parameter {i} does not match channel dimension {axis}",
-                    dimension=axis,
-                    expected=format_dim(x.shape[axis]),
-                    actual=format_dim(p.shape[0]),
-                )
-    return x
-
-
-def _batch_norm_reference(x, gamma, beta, mean, var, axis, epsilon):
-    shape = [1] * x.ndim
-    shape[axis % x.ndim] = -1
-    r = [a.reshape(shape) for a in (gamma, beta, mean, var)]
-    return ((x - r[2]) / np.sqrt(r[3] + epsilon) * r[0] + r[1]).astype(x.dtype)
-
-
-def _batch_norm_legalize(inputs, out, axis, epsilon):
-    x, gamma, beta, mean, var = inputs
-    axis = axis % x.ndim
-
-    def body(*i):
-        c = i[axis]
-        return (x[i] - mean[c]) / te.sqrt(var[c] + epsilon) * gamma[c] + beta[c]
-
-    return te.compute(x.shape, body, name="batch_norm")
-
-
-register_op(
-    "batch_norm",
-    num_args=5,
-    attrs=(Attr("axis", attr_int, 1), Attr("epsilon", attr_float, 1e-5)),
-    infer_type=_batch_norm_infer,
-    reference=_batch_norm_reference,
-    pattern="elementwise",
-    doc="Inference batch_norm(x, gamma, beta, moving_mean, moving_var): per-channel affine normalization.",
-    legalize=_batch_norm_legalize,
-)
-
-
-def _group_norm_infer(info: CallInfo) -> Type:
-    x = info.tensor(0)
-    require_float(info, x)
-    same_dtype(info, [info.tensor(i) for i in range(3)])
-    groups = info.attrs["num_groups"]
-    if groups <= 0:
-        raise info.fail("num_groups must be positive")
-    if x.known_rank and x.ndim < 2:
-        raise info.fail("data must have rank >= 2 (N, C, ...)")
-    if x.shape is not None:
-        c = x.shape[1]
-        if not must_equal(info, E.floormod(c, groups), 0, f"channels not divisible into {groups} groups", 1):
-            raise info.shape_error(
-                f"channels are not divisible into {groups} groups",
-                dimension=1,
-                expected=f"a multiple of {groups}",
-                actual=format_dim(c),
-            )
-        for i in (1, 2):  # gamma and beta are read at the channel index
-            p = info.tensor(i)
-            if p.known_rank and p.ndim != 1:
-                raise info.fail(f"parameter {i} must have rank 1, got {p.ndim}")
-            if p.shape is not None and not must_equal(info, p.shape[0], c, f"parameter {i} != channels", 1):
-                raise info.shape_error(
-                    f"parameter {i} does not match the channels", 1, format_dim(c), format_dim(p.shape[0])
-                )
-    return x
-
-
-def _group_norm_reference(x, gamma, beta, num_groups, epsilon):
-    n, c = x.shape[:2]
-    g = x.reshape(n, num_groups, -1).astype(np.float64)
-    normed = (g - g.mean(axis=2, keepdims=True)) / np.sqrt(g.var(axis=2, keepdims=True) + epsilon)
-    shape = [1, c] + [1] * (x.ndim - 2)
-    return (normed.reshape(x.shape) * gamma.reshape(shape) + beta.reshape(shape)).astype(x.dtype)
-
-
-def _group_norm_legalize(inputs, out, num_groups, epsilon):
-    x, gamma, beta = inputs
-    cg = E.floordiv(x.shape[1], num_groups)
-    spatial = x.shape[2:]
-    count = cg
-    for d in spatial:
-        count = count * d
-    n_elems = T.cast(count, x.dtype)
-
-    def group_reduce(value, name):
-        def body(n, g):
-            c = te.reduce_axis((0, cg), name="c")
-            ks = [te.reduce_axis((0, d), name=f"s{i}") for i, d in enumerate(spatial)]
-            return te.sum(value((n, g * cg + c, *ks)), axis=[c, *ks])
-
-        return te.compute((x.shape[0], num_groups), body, name=name)
-
-    total = group_reduce(lambda i: x[i], "group_sum")
-    mean = te.compute(total.shape, lambda n, g: total[n, g] / n_elems, name="group_mean")
-
-    def centered(i):
-        return x[i] - mean[i[0], E.floordiv(i[1], cg)]
-
-    sq = group_reduce(lambda i: centered(i) * centered(i), "group_sum_sq")
-
-    def body(*i):
-        g = E.floordiv(i[1], cg)
-        return centered(i) / te.sqrt(sq[i[0], g] / n_elems + epsilon) * gamma[i[1]] + beta[i[1]]
-
-    return te.compute(x.shape, body, name="group_norm")
-
-
-register_op(
-    "group_norm",
-    num_args=3,
-    attrs=(Attr("num_groups", attr_int), Attr("epsilon", attr_float, 1e-5)),
-    infer_type=_group_norm_infer,
-    reference=_group_norm_reference,
-    pattern="reduction",
-    doc="group_norm(x (N, C, ...), gamma (C,), beta (C,)): normalize each group of C / num_groups channels.",
-    legalize=_group_norm_legalize,
 )
 
 
