@@ -2,8 +2,11 @@
 function and the interpreter runs it at random shapes (sizes 1, primes, 16); on IR of every node kind the
 verifier and the interpreter either succeed or raise a shapeflow Error, never crash."""
 
+import contextlib
+import signal
+
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from strategies_tir import ir_prim_funcs, prim_funcs
 
@@ -77,6 +80,26 @@ def test_executable_random_functions_verify_and_run(func, data):
     assert args[-1].tobytes() == again[-1].tobytes()
 
 
+class TooLong(BaseException):
+    """Raised by the alarm; a BaseException so that no `except Exception` in the interpreter swallows it."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float):
+    """Interrupt the interpreter (SIGALRM, main thread) once `seconds` of wall time have passed."""
+
+    def alarm(signum, frame):
+        raise TooLong
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(ir_prim_funcs(), st.data())
 def test_any_ir_verifies_or_fails_cleanly_and_never_crashes_the_interpreter(func, data):
@@ -89,6 +112,9 @@ def test_any_ir_verifies_or_fails_cleanly_and_never_crashes_the_interpreter(func
     except Error:
         return  # shapes that cannot even be evaluated
     try:
-        run(func, *args)
+        with time_budget(2.0):
+            run(func, *args)
     except Error:
         pass  # a fault of the program (out of bounds, assert, unknown intrinsic...), reported as such
+    except TooLong:
+        reject()  # a loop extent drawn from a random expression can be huge: not a crash, just long
