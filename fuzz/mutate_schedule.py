@@ -68,22 +68,9 @@ def _one_loop(sch, block, loops, rng):
 STEP_BUILDERS.update(parallel=_one_loop, vectorize=_one_loop, unroll=_one_loop)
 
 
-def _related(sch, block: str, consumers: bool) -> list[str]:
-    """Blocks reading what `block` writes (consumers) or writing what it reads (producers)."""
-    mine = sch.find_block(block)[0].block
-    ids = {id(r.buffer) for r in (mine.writes if consumers else mine.reads)}
-    out = []
-    for name in _blocks(sch):
-        other = sch.find_block(name)[0].block
-        regions = other.reads if consumers else other.writes
-        if name != block and any(id(r.buffer) in ids for r in regions):
-            out.append(name)
-    return out
-
-
 def _at(consumers: bool):
     def draw(sch, block, loops, rng):
-        target = rng.choice(_related(sch, block, consumers) or _blocks(sch))
+        target = rng.choice(sch.related_blocks(block, consumers) or _blocks(sch))
         target_loops = sch.get_loops(sch.get_block(target))
         if not target_loops:
             return None

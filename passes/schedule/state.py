@@ -258,6 +258,20 @@ class Schedule:
     def block_names(self) -> list[str]:
         return [b.name for b in collect(self.func.body, Block)]
 
+    def related_blocks(self, block_name: str, consumers: bool) -> list[str]:
+        """Blocks (root excluded) reading a buffer `block_name` writes (consumers), or writing a buffer it
+        reads (consumers=False): the candidates for compute_at / reverse_compute_at targets."""
+        mine = self.find_block(block_name)[0].block
+        ids = {id(r.buffer) for r in (mine.writes if consumers else mine.reads)}
+        out = []
+        for name in self.block_names():
+            if name in (block_name, "root"):
+                continue
+            other = self.find_block(name)[0].block
+            if any(id(r.buffer) in ids for r in (other.reads if consumers else other.writes)):
+                out.append(name)
+        return out
+
     def fresh_block_name(self, base: str) -> str:
         taken = set(self.block_names())
         if base not in taken:

@@ -28,19 +28,6 @@ def _blocks(sch: Schedule) -> list[str]:
     return [b for b in sch.block_names() if b != "root"]
 
 
-def _related(sch: Schedule, block_name: str, consumers: bool) -> list[str]:
-    """Blocks reading what `block_name` writes (or, consumers=False, writing what it reads)."""
-    mine = sch.find_block(block_name)[0].block
-    mine_ids = {id(r.buffer) for r in (mine.writes if consumers else mine.reads)}
-    out = []
-    for name in _blocks(sch):
-        other = sch.find_block(name)[0].block
-        regions = other.reads if consumers else other.writes
-        if name != block_name and any(id(r.buffer) in mine_ids for r in regions):
-            out.append(name)
-    return out
-
-
 def _pick(draw, seq):
     return draw(st.sampled_from(list(seq))) if seq else None
 
@@ -78,7 +65,7 @@ def _apply(sch: Schedule, draw) -> str:
                 return "skip"
             getattr(sch, name)(loop)
         elif name in ("compute_at", "reverse_compute_at"):
-            related = _related(sch, block_name, consumers=name == "compute_at")
+            related = sch.related_blocks(block_name, consumers=name == "compute_at")
             other = draw(st.sampled_from(related or blocks))
             target = _pick(draw, sch.get_loops(sch.get_block(other)))
             if target is None:
