@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import llvmlite.ir as ir
+import numpy as np
 
 from shapeflow.codegen.llvm.arith import (
     call_intrinsic,
@@ -17,6 +18,7 @@ from shapeflow.codegen.llvm.intrinsics import emit_intrinsic
 from shapeflow.codegen.llvm.memory import emit_load, splat_value
 from shapeflow.codegen.llvm.types import I1, register_type, splat
 from shapeflow.errors import UnsupportedError
+from shapeflow.ir.dtype import to_numpy_dtype
 from shapeflow.ir.expr import (
     EQ,
     GE,
@@ -73,10 +75,6 @@ def _int_imm(ctx, expr: IntImm):
 def _float_imm(ctx, expr: FloatImm):
     # A FloatImm holds a Python float; the constant is that value rounded to its dtype (a float16 5e29 is
     # inf, as the interpreter reads it), and llvmlite cannot even print an out-of-range half/float constant.
-    import numpy as np  # noqa: PLC0415
-
-    from shapeflow.ir.dtype import to_numpy_dtype  # noqa: PLC0415
-
     via = np.float32 if expr.dtype.kind == "bfloat" else np.float64
     with np.errstate(over="ignore"):
         value = float(np.asarray(expr.value, dtype=via).astype(to_numpy_dtype(expr.dtype)))
