@@ -12,22 +12,33 @@ a buffer the body writes must use one and the same index, a Ramp of constant non
 then owns its own element). Whatever cannot be vectorized this way - inner loops with lane-dependent
 bounds, stores of lane-independent locations, gathers, allocations, blocks, vector conditions guarding other
 statements - makes the loop a serial loop instead. Never wrong code, at worst scalar code.
+
+Merging an `if` into a `Select` evaluates both branches in every lane (a Select evaluates both arms, see
+shapeflow.ir.expr.Select), where the loop evaluated each branch only in the iterations its condition chose.
+Expressions in this IR cannot fault except by loading out of bounds (integer division by zero is defined),
+and the IR has no predicated load, so the merge is taken only when every load in either branch is proven in
+bounds for every iteration of the loop, from the loop's range, the enclosing loops' ranges and scalar `if`
+conditions, and the function's "var_bounds". A pad loop (`if i < 7: P[i] = b[i] else: P[i] = 0` over 8
+lanes) guards exactly such a load, and stays serial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 from shapeflow.ir import expr as E
+from shapeflow.ir.arith import Analyzer
 from shapeflow.ir.expr import Broadcast, IntImm, PrimExpr, Ramp, Var, is_const_int
-from shapeflow.ir.functor import Mutator
+from shapeflow.ir.functor import Mutator, collect
 from shapeflow.ir.structural import structural_equal
 from shapeflow.ir.tir import stmt as S
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.intrinsics import INTRINSICS
-from shapeflow.ir.tir.stmt import For, ForKind
+from shapeflow.ir.tir.stmt import For, ForKind, Range
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
 from shapeflow.passes.tir.common import defined_vars, has_load, var_ids
+from shapeflow.passes.tir.simplify import make_analyzer
 
 
 class CannotVectorize(Exception):
@@ -71,8 +82,11 @@ _COMPARE = (E.EQ, E.NE, E.LT, E.LE, E.GT, E.GE)
 class _Vectorizer:
     """Rewrites one loop body for `lanes` lanes; records every buffer access for the dependence check."""
 
-    def __init__(self, loop: For, lanes: int):
+    def __init__(self, loop: For, lanes: int, analyzer: Analyzer):
         self.lanes = lanes
+        # Knows the range of every loop around and inside the body, for proving guarded loads in bounds.
+        self.analyzer = analyzer
+        _bind_loop(analyzer, loop)
         self.inside = {id(v) for v in defined_vars(loop.body)}
         self.var_map: dict[int, PrimExpr] = {
             id(loop.loop_var): Ramp(loop.min, IntImm(loop.loop_var.dtype, 1), lanes)
@@ -183,6 +197,8 @@ class _Vectorizer:
         return S.SeqStmt(tuple(self.stmt(x) for x in s.seq))
 
     def _let_stmt(self, s: S.LetStmt):
+        if s.value.dtype == s.var.dtype and s.var.dtype.is_integer and not has_load(s.value):
+            self.analyzer.bind(s.var, s.value)  # the variable is its value throughout the body
         value = self.expr(s.value)
         var = Var(s.var.name, value.dtype) if _is_vec(value) else s.var
         self.var_map[id(s.var)] = var
@@ -192,8 +208,13 @@ class _Vectorizer:
     def _if(self, s: S.IfThenElse):
         cond = self.expr(s.condition)
         if not _is_vec(cond):
-            else_case = self.stmt(s.else_case) if s.else_case is not None else None
-            return S.IfThenElse(cond, self.stmt(s.then_case), else_case)
+            with _assuming(self.analyzer, s.condition):
+                then_case = self.stmt(s.then_case)
+            else_case = None
+            if s.else_case is not None:
+                with _assuming(self.analyzer, E.Not(s.condition)):
+                    else_case = self.stmt(s.else_case)
+            return S.IfThenElse(cond, then_case, else_case)
         t, f = s.then_case, s.else_case
         same_place = (
             isinstance(t, S.BufferStore)
@@ -204,13 +225,28 @@ class _Vectorizer:
         )
         if not same_place:
             raise CannotVectorize("a vector condition guarding statements")
+        if not (self._loads_in_bounds(t.value) and self._loads_in_bounds(f.value)):
+            raise CannotVectorize(
+                "a vector condition guarding a load that may be out of bounds where it is false"
+            )
         merged = S.BufferStore(t.buffer, E.select(s.condition, t.value, f.value), t.indices)
         return self.stmt(merged)
+
+    def _loads_in_bounds(self, value: PrimExpr) -> bool:
+        """Every load in `value` (a scalar expression of the loop body) is in bounds in every iteration."""
+        for load in collect(value, E.BufferLoad):
+            if len(load.indices) != len(load.buffer.shape):
+                return False
+            for index, extent in zip(load.indices, load.buffer.shape):
+                if _is_vec(index) or not self.analyzer.can_prove(E.logical_and(index >= 0, index < extent)):
+                    return False
+        return True
 
     def _for(self, s: For):
         lo, extent = self.expr(s.min), self.expr(s.extent)
         if _is_vec(lo) or _is_vec(extent):
             raise CannotVectorize("an inner loop whose bounds differ between lanes")
+        _bind_loop(self.analyzer, s)
         return dataclasses.replace(s, min=lo, extent=extent, body=self.stmt(s.body))
 
     def _evaluate(self, s: S.Evaluate):
@@ -266,9 +302,27 @@ _STMT_RULES = {
 }
 
 
-def vectorize(loop: For, lanes: int) -> S.Stmt:
-    """The vector form of `loop` (extent `lanes`); raises CannotVectorize when there is none."""
-    vectorizer = _Vectorizer(loop, lanes)
+def _assuming(analyzer: Analyzer, cond: PrimExpr):
+    """A context in which `analyzer` knows `cond`: a scalar condition free of loads (a loaded value may
+    change between the `if` and a use, so a fact about it could be stale), else nothing."""
+    if cond.dtype.is_scalar and not has_load(cond):
+        return analyzer.constraint(cond)
+    return contextlib.nullcontext()
+
+
+def _bind_loop(analyzer: Analyzer, loop: For) -> None:
+    """Tell `analyzer` the range of `loop`'s variable (not from bounds that load: the loaded value may
+    change inside the loop, the range was fixed on entry)."""
+    if not has_load(loop.min) and not has_load(loop.extent):
+        analyzer.bind(loop.loop_var, Range(loop.min, loop.extent))
+
+
+def vectorize(loop: For, lanes: int, analyzer: Analyzer | None = None) -> S.Stmt:
+    """The vector form of `loop` (extent `lanes`); raises CannotVectorize when there is none.
+
+    `analyzer` knows the variables around the loop (loop ranges, facts, symbolic dimensions); it is
+    extended with the loop's own variables, and used to prove guarded loads in bounds."""
+    vectorizer = _Vectorizer(loop, lanes, analyzer if analyzer is not None else Analyzer())
     body = vectorizer.stmt(loop.body)
     vectorizer.check_independent()
     return body
@@ -277,15 +331,28 @@ def vectorize(loop: For, lanes: int) -> S.Stmt:
 class _VectorizeLoops(Mutator):
     mutate_buffers = False
 
-    def __init__(self, enable: bool, max_lanes: int):
+    def __init__(self, enable: bool, max_lanes: int, analyzer: Analyzer):
         super().__init__()
         self.enable = enable
         self.max_lanes = max_lanes
+        self.analyzer = analyzer
 
     def visit_PrimExpr(self, expr):
         return expr
 
+    def visit_IfThenElse(self, op: S.IfThenElse):
+        with _assuming(self.analyzer, op.condition):
+            then_case = self.visit(op.then_case)
+        else_case = None
+        if op.else_case is not None:
+            with _assuming(self.analyzer, E.Not(op.condition)):
+                else_case = self.visit(op.else_case)
+        if then_case is op.then_case and else_case is op.else_case:
+            return op
+        return S.IfThenElse(op.condition, then_case, else_case)
+
     def visit_For(self, op: For):
+        _bind_loop(self.analyzer, op)
         body = self.visit(op.body)  # innermost loops first
         loop = op if body is op.body else dataclasses.replace(op, body=body)
         if op.kind != ForKind.VECTORIZED:
@@ -293,7 +360,7 @@ class _VectorizeLoops(Mutator):
         extent = op.extent
         if self.enable and isinstance(extent, IntImm) and 2 <= extent.value <= self.max_lanes:
             try:
-                return vectorize(loop, extent.value)
+                return vectorize(loop, extent.value, self.analyzer)
             except CannotVectorize:
                 pass
         return dataclasses.replace(loop, kind=ForKind.SERIAL)
@@ -309,5 +376,5 @@ class VectorizeLoop(PrimFuncPass):
     max_lanes: int = 64
 
     def transform_function(self, func: PrimFunc, ctx: PassContext) -> PrimFunc:
-        body = _VectorizeLoops(self.enable, self.max_lanes).visit(func.body)
+        body = _VectorizeLoops(self.enable, self.max_lanes, make_analyzer(func)).visit(func.body)
         return func if body is func.body else func.with_body(body)
