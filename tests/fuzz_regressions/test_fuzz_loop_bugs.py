@@ -48,3 +48,42 @@ def main(A0: T.Buffer((4,), "int16"), B0: T.Buffer((1, 8), "float32")):
 def test_racy_parallel_loop_is_not_reported_as_a_miscompilation():
     outcome = check(TestCase(RACY_PARALLEL, [], 7), compile_oracle=True)
     assert not outcome.is_bug, f"{outcome.symptom}: {outcome.message}"
+
+
+# Found by `shapeflow fuzz` (bug 6bdc1cf4e409): `pad` of block C by [2, 2] makes a pad block
+# `if v0 < 7: b_pad[v0] = b[v0] else: b_pad[v0] = 0` over 8 iterations; vectorizing its loop merged the
+# if into a Select, which evaluates both arms, so b (length 7) was loaded at all 8 lanes: the interpreter
+# raised out-of-bounds on the transformed program (and native code read past b).
+PADDED_BROADCAST_ROW = """# shapeflow.ir v1
+@T.prim_func
+def main(A: T.Buffer((n, 7), "int32"), b: T.Buffer((7,), "int32"), C: T.Buffer((n, 7), "int32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, n):
+            for j in T.serial(0, 7):
+                with T.block('C'):
+                    v_i = T.axis.spatial(n, i)
+                    v_j = T.axis.spatial(7, j)
+                    T.reads(A[v_i, v_j], b[v_j])
+                    T.writes(C[v_i, v_j])
+                    C[v_i, v_j] = b[v_j]
+"""
+
+
+def test_vectorized_pad_loop_keeps_its_guarded_load_in_bounds():
+    """Fixed: vectorize-loop merges an if on a vector condition only when the loads it guards are proven
+    in bounds in every lane (passes/tir/vectorize_loop.py, _Vectorizer._if); the pad loop stays serial."""
+    test = TestCase(
+        PADDED_BROADCAST_ROW,
+        [["convert-blocks-to-loops", {}], ["vectorize-loop", {}]],
+        591999467,
+        schedule=[
+            {"p": "pad", "block": "C", "padding": [2, 2]},
+            {"p": "vectorize", "block": "b_pad", "loop": 0},
+        ],
+    )
+    outcome = check(test, compile_oracle=True)
+    assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
+    assert outcome.status == "ok" and outcome.ran, f"the test did not run through: {outcome.status}"
