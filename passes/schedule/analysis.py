@@ -10,15 +10,18 @@ callers fall back to the whole buffer or refuse.
 from __future__ import annotations
 
 from shapeflow.ir.arith import Analyzer
+from shapeflow.ir.arith.bound import POS_INF
 from shapeflow.ir.expr import (
     LT,
     Add,
     And,
     BufferLoad,
+    Call,
     Cast,
     FloorDiv,
     FloorMod,
     IntImm,
+    Let,
     Max,
     Min,
     Mul,
@@ -42,6 +45,7 @@ from shapeflow.ir.tir.stmt import (
     For,
     ForKind,
     IterVar,
+    LetStmt,
     Range,
     SeqStmt,
     Stmt,
@@ -62,6 +66,8 @@ def interval(expr: PrimExpr, relax: dict[int, tuple[PrimExpr, PrimExpr]]) -> Int
     if not any(id(v) in relax for v in collect(expr, Var)):
         return expr, expr
     if isinstance(expr, Var):
+        if relax[id(expr)] is None:  # a local whose value is not an expression of the indices
+            return None
         lo, hi = relax[id(expr)]
         lo_i, hi_i = interval(lo, relax), interval(hi, relax)  # bounds may use outer relaxed loops
         if lo_i is None or hi_i is None:
@@ -103,9 +109,51 @@ def interval(expr: PrimExpr, relax: dict[int, tuple[PrimExpr, PrimExpr]]) -> Int
     return None
 
 
+def trip_count(ana: Analyzer, extent: PrimExpr) -> PrimExpr:
+    """How many times a loop of `extent` runs: the extent when provably non-negative, else max(extent, 0).
+    A loop with a non-positive extent runs zero times, but arithmetic on the raw extent does not: the
+    ceil-division of a split or the product of a fuse turns a negative extent into a positive count."""
+    if ana.can_prove(extent >= 0):
+        return extent
+    return ana.simplify(max_expr(extent, IntImm(extent.dtype, 0)))
+
+
+def product_overflows(ana: Analyzer, dtype, values, extra: int = 0) -> bool:
+    """Whether the product of the non-negative `values` (plus `extra`) may exceed `dtype`'s maximum,
+    judged on their constant upper bounds in exact integers (the simplifier folds constants with
+    wrap-around, so it cannot be asked). False when a value is unbounded: nothing is known either way."""
+    total = 1
+    for value in values:
+        hi = value.value if isinstance(value, IntImm) else ana.const_int_bound(value).max_value
+        if hi >= POS_INF and not isinstance(value, IntImm):  # POS_INF also stands for "unbounded"
+            return False
+        total *= max(hi, 0)
+    return total + extra > dtype.max_value()
+
+
 def loop_relax(loops) -> dict[int, tuple[PrimExpr, PrimExpr]]:
     """The relax table of `loops` (For nodes): each variable over [min, min + extent - 1]."""
     return {id(f.loop_var): (f.min, f.min + f.extent - 1) for f in loops}
+
+
+def local_relax(stmt) -> dict[int, tuple[PrimExpr, PrimExpr] | None]:
+    """The relax table of every variable bound inside `stmt` (a statement or a tuple of them): a loop
+    variable over its range, a Let/LetStmt variable over its value, a nested block's variable over its
+    binding, and None (unbounded) for a Let variable whose value loads memory or calls an intrinsic (it
+    is not an expression of the indices). With it a region spans what the body touches without naming a
+    variable that is undefined where the region is used (at a block's signature, around a loop nest)."""
+    relax: dict[int, tuple[PrimExpr, PrimExpr] | None] = {}
+    for n in collect(stmt, (For, LetStmt, Let, BlockRealize)):
+        if isinstance(n, For):
+            relax[id(n.loop_var)] = (n.min, n.min + n.extent - 1)
+        elif isinstance(n, (LetStmt, Let)):
+            opaque = collect(n.value, (BufferLoad, Call))
+            relax[id(n.var)] = None if opaque else (n.value, n.value)
+        else:
+            for iv, value in zip(n.block.iter_vars, n.iter_values):
+                value = value.astype(iv.var.dtype)
+                relax[id(iv.var)] = (value, value)
+    return relax
 
 
 def bind_loops(ana: Analyzer, loops) -> Analyzer:
@@ -215,7 +263,7 @@ def check_iterations_self_contained(ana: Analyzer, body: Stmt, rule: str) -> Non
     """Refuse (`rule`) unless every value read inside `body` that a block inside `body` writes was written
     earlier in the same execution of `body`, at the point read: then executions of `body` for different
     values of the enclosing loops do not communicate, and may run in any order or at once."""
-    relax = loop_relax(loops_in(body))
+    relax = local_relax(body)
     written_anywhere = buffers_written(body)
     written: dict[int, list] = {}  # buffer id -> [buffer, write index lists]
     for realize in realizes_in(body):
@@ -268,6 +316,7 @@ def infer_regions(block: Block) -> Block:
         return block  # an opaque root block stays opaque
 
     ana = Analyzer()
+    relax = local_relax(tuple(part for part in (block.init, block.body) if part is not None))
 
     def regions(table):
         out = []
@@ -275,7 +324,7 @@ def infer_regions(block: Block) -> Block:
             if any(len(idx) != len(buf.shape) or any(i.dtype.lanes > 1 for i in idx) for idx in index_lists):
                 out.append(BufferRegion.full(buf))
                 continue
-            dims = access_region(ana, buf, index_lists, {})
+            dims = access_region(ana, buf, index_lists, relax)
             out.append(BufferRegion(buf, tuple(Range(lo, ana.simplify(hi - lo + 1)) for lo, hi in dims)))
         return tuple(out)
 

@@ -8,7 +8,7 @@ other side needs or produces per iteration of the target loop, clamped to the bl
 
 from __future__ import annotations
 
-from shapeflow.ir.expr import BufferLoad, PrimExpr, Var, max_expr, min_expr
+from shapeflow.ir.expr import BufferLoad, Cast, PrimExpr, Var, max_expr, min_expr
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import Buffer
@@ -20,8 +20,7 @@ from shapeflow.passes.schedule.analysis import (
     buffers_read,
     buffers_written,
     infer_regions,
-    loop_relax,
-    loops_in,
+    local_relax,
     realizes_in,
     runs_whole_domain,
     top_level_item,
@@ -82,6 +81,34 @@ def _clamped(ana, lo: PrimExpr, hi: PrimExpr, dom_lo: PrimExpr, dom_hi: PrimExpr
     return ana.simplify(lo), ana.simplify(hi)
 
 
+def _detached(realize: BlockRealize, parents: tuple, prim: str, part=None):
+    """`part` of the block of `realize` (default: the whole block) with every loop variable of the block's
+    own nest that it names directly (legal where the block is, since those loops enclose it) replaced by
+    the block variable bound to exactly that loop. The primitives move a block's work out of its nest,
+    where those loops do not exist; a loop variable no block variable equals cannot be expressed there,
+    so they refuse."""
+    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    nest = {id(p.loop_var) for p in parents[start:] if isinstance(p, For)}
+    block = realize.block
+    part = block if part is None else part
+    used = {id(v): v for v in collect(part, Var) if id(v) in nest}
+    if not used:
+        return part
+    mapping: dict[Var, PrimExpr] = {}
+    mapped: set[int] = set()
+    for iv, value in zip(block.iter_vars, realize.iter_values):
+        loop_var = value.value if isinstance(value, Cast) else value
+        if isinstance(loop_var, Var) and id(loop_var) in used and id(loop_var) not in mapped:
+            mapping[loop_var] = iv.var.astype(loop_var.dtype)
+            mapped.add(id(loop_var))
+    in_domains = part is block and any(id(v) in used for iv in block.iter_vars for v in collect(iv.dom, Var))
+    unmapped = [v.name for key, v in used.items() if key not in mapped]
+    if in_domains or unmapped:
+        names = ", ".join(unmapped) or "in an iteration domain"
+        raise fail(f"{prim}: block names a loop variable of its nest", f"block {block.name} uses {names}")
+    return substitute(part, mapping)
+
+
 def _rebuild_nest(block: Block, ranges: dict[int, tuple[PrimExpr, PrimExpr]], ana) -> Stmt:
     """A fresh loop nest running `block` with each spatial variable over ranges[id(var)] (inclusive; the
     whole domain when absent) and each reduction variable over its domain, in iteration-variable order."""
@@ -128,7 +155,7 @@ def compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
             raise fail(f"{prim}: a later block writes the producer's inputs")
 
     ana = bind_loops(sch.analyzer(), [p for p in loop_parents if isinstance(p, For)] + [for_])
-    relax = loop_relax(loops_in(for_.body))
+    relax = local_relax(for_.body)
     needed = [idx for r in realizes_in(for_.body) for buf, idx in block_accesses(r)[0] if buf is out]
     if not needed:
         raise fail(f"{prim}: no consumer under the loop", f"nothing under the loop reads {out.name}")
@@ -138,7 +165,7 @@ def compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     for var, (lo, hi) in zip(index_vars, region):
         dom = doms[id(var)]
         ranges[id(var)] = _clamped(ana, lo, hi, dom.min, dom.min + dom.extent - 1)
-    nest = _rebuild_nest(realize.block, ranges, ana)
+    nest = _rebuild_nest(_detached(realize, parents, prim), ranges, ana)
     sch.commit({id(items[pos_p]): REMOVED, id(for_): replace(for_, body=seq(nest, for_.body))})
 
 
@@ -175,7 +202,7 @@ def reverse_compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
     if id(out) in buffers_read(for_) | buffers_written(for_):
         raise fail(f"{prim}: the loop uses the block's output", out.name)
     ana = bind_loops(sch.analyzer(), [p for p in loop_parents if isinstance(p, For)] + [for_])
-    relax = loop_relax(loops_in(for_.body))
+    relax = local_relax(for_.body)
     regions: dict[int, list] = {}
     for buf_id in produced:
         writers = _scope_writers(items, next(b for b, _ in _loads_of(realize.block) if id(b) == buf_id))
@@ -205,10 +232,10 @@ def reverse_compute_at(sch: Schedule, block: BlockRV, loop: LoopRV) -> None:
                 continue
             lo, hi = ranges[id(iv.var)]
             ranges[id(iv.var)] = _clamped(ana, lo, hi, iv.dom.min, iv.dom.min + iv.dom.extent - 1)
-    nest = _rebuild_nest(realize.block, ranges, ana)
+    nest = _rebuild_nest(_detached(realize, parents, prim), ranges, ana)
     # Every read of a produced buffer must fall in what this iteration produced.
     nest_realize = realizes_in(nest)[0]
-    nest_relax = loop_relax(loops_in(nest))
+    nest_relax = local_relax(nest)
     for buf, idx in block_accesses(nest_realize)[0]:
         if id(buf) in regions:
             need = access_region(ana, buf, [idx], nest_relax)
@@ -277,7 +304,7 @@ def compute_inline(sch: Schedule, block: BlockRV) -> None:
     for item in items[pos + 1 :]:
         if inputs & buffers_written(item):
             raise fail(f"{prim}: a later block writes the producer's inputs")
-    value = store.value
+    value = _detached(realize, parents, prim, store.value)  # it moves into the consumers' nests
 
     class _Inline(Mutator):
         mutate_buffers = False
@@ -309,9 +336,10 @@ def reverse_compute_inline(sch: Schedule, block: BlockRV) -> None:
     realize, parents = sch.find_block(block)
     scope, items, pos_c = top_level_item(parents, realize)
     _alone(realize, items[pos_c], prim)
-    store = _elementwise(realize, prim, "consumer")
+    _elementwise(realize, prim, "consumer")
     _runs_whole(sch, realize, parents, prim)
     c_block = realize.block
+    store = _detached(realize, parents, prim, c_block.body)  # it moves into the producer's nest
     intermediates = [b for b, _ in _loads_of(c_block) if any(b is a for a in scope.alloc_buffers)]
     if not intermediates:
         raise fail(f"{prim}: block reads no intermediate buffer")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shapeflow.ir.arith.bound import POS_INF
 from shapeflow.ir.expr import IntImm, Let, PrimExpr, Var, convert
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
@@ -31,9 +32,10 @@ from shapeflow.passes.schedule.analysis import (
     bind_loops,
     block_accesses,
     check_iterations_self_contained,
-    loop_relax,
-    loops_in,
+    local_relax,
+    product_overflows,
     realizes_in,
+    trip_count,
 )
 from shapeflow.passes.schedule.state import BlockRV, LoopRV, Schedule, fail, primitive, stmt_children, walk
 
@@ -159,9 +161,21 @@ def split(
         known = ana.simplify(known * f)
     if tail == "partition" and factors[0] is not None:
         raise fail("split: a partitioned tail needs the outermost factor None")
+    # What follows computes with the loop's trip count: the raw extent, when negative, would make the
+    # ceil-division (and the partitioned tail) run iterations the loop never ran.
+    extent = trip_count(ana, for_.extent)
+    given = [f for f in factors if f is not None]
+    known_hi = _upper(ana, known)  # the ceil-division adds known - 1 to the extent
+    if product_overflows(ana, dtype, given) or (
+        None in factors and known_hi is not None and product_overflows(ana, dtype, [extent], known_hi - 1)
+    ):
+        raise fail(
+            "split: loop extent arithmetic overflows",
+            f"splitting {for_.loop_var.name} (extent {for_.extent}) by {factors} exceeds {dtype}",
+        )
     if None in factors:
         pos = factors.index(None)
-        factors[pos] = ana.simplify((for_.extent + known - 1) // known)
+        factors[pos] = ana.simplify((extent + known - 1) // known)
     new_vars = [Var(f"{for_.loop_var.name}_{k}", dtype) for k in range(len(factors))]
     fused: PrimExpr = new_vars[0]
     for v, f in zip(new_vars[1:], factors[1:]):
@@ -169,21 +183,29 @@ def split(
     original = for_.min + fused if not (isinstance(for_.min, IntImm) and for_.min.value == 0) else fused
     body = substitute(for_.body, {for_.loop_var: original})
     total = known if len(factors) == 1 else ana.simplify(_product(factors))
-    exact = ana.can_prove(total == for_.extent)
+    exact = ana.can_prove(total == extent)
     tail_stmt = None
     if not exact and tail == "predicate":
-        body = _add_predicate(body, fused < for_.extent)
+        body = _add_predicate(body, fused < extent)
     elif not exact:
         inner = ana.simplify(_product(factors[1:]))
-        factors[0] = ana.simplify(for_.extent // inner)
+        factors[0] = ana.simplify(extent // inner)
         t = Var(f"{for_.loop_var.name}_tail", dtype)
         start = for_.min + factors[0] * inner
         tail_body = _fresh_copy(sch, substitute(for_.body, {for_.loop_var: start + t}), "_tail")
-        tail_stmt = For(t, 0, ana.simplify(for_.extent - factors[0] * inner), ForKind.SERIAL, tail_body)
+        tail_stmt = For(t, 0, ana.simplify(extent - factors[0] * inner), ForKind.SERIAL, tail_body)
     for v, f in reversed(list(zip(new_vars, factors))):
         body = For(v, 0, f, ForKind.SERIAL, body)
     sch.commit({id(for_): seq(body, tail_stmt)})
     return [LoopRV(v) for v in new_vars]
+
+
+def _upper(ana, value: PrimExpr) -> int | None:
+    """A constant upper bound of `value` (its value when constant); None when unbounded."""
+    if isinstance(value, IntImm):
+        return value.value
+    hi = ana.const_int_bound(value).max_value
+    return None if hi >= POS_INF else hi
 
 
 def _defined_at(sch: Schedule, parents: tuple) -> set[int]:
@@ -239,6 +261,14 @@ def fuse(sch: Schedule, *loops: LoopRV) -> LoopRV:
             raise fail("fuse: loops must be serial", f"{f.loop_var.name} is {f.kind}")
     ana = sch.analyzer()
     dtype = fors[0].loop_var.dtype
+    # The fused loop runs the product of the trip counts: of raw extents, two negative ones (each loop
+    # running zero times) would multiply to a positive count.
+    extents = [trip_count(ana, f.extent) for f in fors]
+    if product_overflows(ana, dtype, extents):
+        raise fail(
+            "fuse: fused extent overflows",
+            f"the product of the extents of {', '.join(f.loop_var.name for f in fors)} exceeds {dtype}",
+        )
     fused = Var("_".join(f.loop_var.name for f in fors) + "_fused", dtype)
     mapping = {}
     stride: PrimExpr = IntImm(dtype, 1)
@@ -246,9 +276,9 @@ def fuse(sch: Schedule, *loops: LoopRV) -> LoopRV:
         f = fors[k]
         value = fused if k == len(fors) - 1 else fused // stride
         if k > 0:
-            value = value % f.extent
+            value = value % extents[k]
         mapping[f.loop_var] = ana.simplify(f.min + value)
-        stride = ana.simplify(stride * f.extent)
+        stride = ana.simplify(stride * extents[k])
     body = substitute(fors[-1].body, mapping)
     sch.commit({id(fors[0]): For(fused, 0, stride, ForKind.SERIAL, body)})
     return LoopRV(fused)
@@ -304,7 +334,7 @@ def _check_parallel(sch: Schedule, for_: For, prim: str) -> None:
     var = for_.loop_var
     _, parents = sch.find_loop(LoopRV(var))
     ana = bind_loops(sch.analyzer(), [p for p in parents if isinstance(p, For)] + [for_])
-    relax = loop_relax(loops_in(for_.body))
+    relax = local_relax(for_.body)
     for realize in realizes_in(for_.body):
         for iv, value in zip(realize.block.iter_vars, realize.iter_values):
             if iv.iter_type == IterType.REDUCE and any(v is var for v in collect(value, Var)):
