@@ -52,6 +52,7 @@ from shapeflow.passes.schedule.analysis import (
     infer_regions,
     interval,
     overwrites_first,
+    product_overflows,
     realizes_in,
     runs_whole_domain,
     top_level_item,
@@ -254,6 +255,14 @@ def pad(sch: Schedule, block: BlockRV, padding: Sequence[int]) -> None:
         raise fail(f"{prim}: block instances do not cover its domain", b.name)
     new_ext = {}
     for iv, p in zip(b.iter_vars, padding):
+        # the padded extent sizes new buffers: from a negative extent it would be a negative allocation,
+        # and rounding an extent near the int64 maximum up wraps around
+        if p > 1 and not ana.can_prove(iv.dom.extent >= 0):
+            raise fail(
+                f"{prim}: iteration extent may be negative", f"{iv.var.name} has extent {iv.dom.extent}"
+            )
+        if product_overflows(ana, iv.dom.extent.dtype, [iv.dom.extent], p - 1):
+            raise fail(f"{prim}: padded extent overflows", f"{iv.var.name} has extent {iv.dom.extent}")
         ext = ana.simplify((iv.dom.extent + p - 1) // p * p)
         if not ana.can_prove(ext == iv.dom.extent):
             new_ext[id(iv.var)] = ext

@@ -34,6 +34,7 @@ from shapeflow.passes.schedule.analysis import (
     realizes_in,
     runs_whole_domain,
     top_level_item,
+    trip_count,
 )
 from shapeflow.passes.schedule.compute_location import point_write
 from shapeflow.passes.schedule.state import BlockRV, LoopRV, Schedule, fail, primitive, replace_stmts
@@ -122,9 +123,14 @@ def decompose_reduction(sch: Schedule, block: BlockRV, loop: LoopRV) -> BlockRV:
             var_map[iv.var] = nv
             new_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
             values.append(substitute(value, loop_map))
-    init_block = Block(
-        sch.fresh_block_name(f"{b.name}_init"), tuple(new_ivs), (), (), substitute(b.init, var_map)
-    )
+    # The init moves out of the reduction loops into copies of the spatial ones: a loop variable it names
+    # directly (legal inside the loops) becomes the copy's, and one of a loop left behind is undefined.
+    named = {id(v): v.name for v in collect(b.init, Var)}
+    if dropped & set(named):
+        names = ", ".join(named[k] for k in dropped & set(named))
+        raise fail(f"{prim}: the init names a reduction loop variable", f"block {b.name} uses {names}")
+    init = substitute(b.init, {**var_map, **loop_map})
+    init_block = Block(sch.fresh_block_name(f"{b.name}_init"), tuple(new_ivs), (), (), init)
     pred = substitute(logical_and(*preds), loop_map) if preds else True
     nest: Stmt = BlockRealize(tuple(values), pred, infer_regions(init_block))
     for f in reversed(kept):
@@ -194,7 +200,12 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     if any(r is not realize and id(out) in buffers_read(r.block) for r in realizes_in(items[pos])):
         raise fail(f"{prim}: the block's loop nest reads its output", out.name)
     ana = sch.analyzer()
-    rf_shape = (*out.shape[:axis], for_.extent, *out.shape[axis:])
+    # The partial results are sized by the loop's trip count (a negative extent would allocate a negative
+    # size); a loop that provably runs nothing leaves nothing to factor (and no buffer to allocate).
+    extent = trip_count(ana, for_.extent)
+    if isinstance(extent, IntImm) and extent.value <= 0:
+        raise fail(f"{prim}: reduction loop runs no iterations", f"{var.name} has extent {for_.extent}")
+    rf_shape = (*out.shape[:axis], extent, *out.shape[axis:])
     rf_name = sch.fresh_block_name(f"{b.name}_rf")
     rf = Buffer(rf_name, rf_shape, out.dtype)
 
@@ -237,7 +248,7 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
             w_map[iv.var] = nv
             w_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
     w_r = Var(f"v_{var.name}", var.dtype)
-    w_ivs.append(IterVar(w_r, Range.from_extent(for_.extent), IterType.REDUCE))
+    w_ivs.append(IterVar(w_r, Range.from_extent(extent), IterType.REDUCE))
     w_out = tuple(substitute(i, w_map) for i in out_index)
     w_rf = (*w_out[:axis], w_r, *w_out[axis:])
     w_body = BufferStore(out, combiner(BufferLoad(out, w_out), BufferLoad(rf, w_rf)), w_out)
@@ -253,7 +264,7 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     w_red_loop = Var(f"ax_{var.name}", var.dtype)
     w_pred = substitute(logical_and(*keep), fresh) if keep else True
     nest: Stmt = BlockRealize((*w_spatial, w_red_loop), w_pred, w_block)
-    nest = For(w_red_loop, 0, for_.extent, ForKind.SERIAL, nest)
+    nest = For(w_red_loop, 0, extent, ForKind.SERIAL, nest)
     for f in reversed(s_loops):
         nest = For(
             fresh[f.loop_var], substitute(f.min, fresh), substitute(f.extent, fresh), ForKind.SERIAL, nest

@@ -657,3 +657,74 @@ def test_split_and_fuse_refuse_extents_that_overflow_int64():
         sch.fuse(*sch.get_loops(sch.get_block("Y")))
     sch.split(sch.get_loops(sch.get_block("Y"))[1], [None, 7], tail="partition")  # no overflow: applies
     verify(sch.func)
+
+
+PAD_EXTENT = """def main(A: T.Buffer((EXT,), "float32"), B: T.Buffer((EXT,), "float32")):
+    T.func_attr({'global_symbol': 'main'})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, EXT):
+            with T.block('B'):
+                v = T.axis.spatial(EXT, i)
+                T.reads(A[v])
+                T.writes(B[v])
+                B[v] = A[v] + T.float32(1.0)
+"""
+
+
+@pytest.mark.parametrize(
+    "extent,rule",
+    [(-5, "pad: iteration extent may be negative"), (2**63 - 2, "pad: padded extent overflows")],
+)
+def test_pad_refuses_extents_it_cannot_round_up(extent, rule):
+    """Checked beside 1f59ea9ba779: pad allocated A_pad with extent -4 (from -5), or -2**63 (wrapped)."""
+    sch = Schedule(_func(PAD_EXTENT.replace("EXT", str(extent))))
+    with pytest.raises(ScheduleError, match=rule):
+        sch.pad(sch.get_block("B"), [4])
+
+
+# Checked beside 4c4e89122cf2 and 1f59ea9ba779 in the reduction primitives: decompose_reduction moved an
+# init naming its spatial loop i out of that loop (i undefined), and rfactor allocated its partial results
+# with the raw extent of the factored loop (-3, or n - 3 < 0 at run time).
+REDUCE_EXTENT = """def main(A: T.Buffer((n, 8), "float32"), B: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, n):
+            for r in T.serial(0, EXT):
+                with T.block('R'):
+                    vi = T.axis.spatial(n, i)
+                    vr = T.axis.reduce(8, r)
+                    T.reads(A[vi, vr])
+                    T.writes(B[vi])
+                    with T.init():
+                        B[vi] = T.Cast("float32", i)
+                    B[vi] = B[vi] + A[vi, vr]
+"""
+
+
+def test_decompose_reduction_of_an_init_naming_its_loop():
+    func = _func(REDUCE_EXTENT.replace("EXT", "8"))
+    sch = Schedule(func)
+    i, _ = sch.get_loops(sch.get_block("R"))
+    sch.decompose_reduction(sch.get_block("R"), i)
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 5}, {"n": 12}])
+    named_r = REDUCE_EXTENT.replace("EXT", "8").replace('T.Cast("float32", i)', 'T.Cast("float32", r)')
+    sch = Schedule(_func(named_r))
+    i, _ = sch.get_loops(sch.get_block("R"))
+    with pytest.raises(ScheduleError, match="decompose_reduction: the init names a reduction loop variable"):
+        sch.decompose_reduction(sch.get_block("R"), i)
+
+
+def test_rfactor_sizes_partial_results_by_the_trip_count():
+    src = REDUCE_EXTENT.replace('T.Cast("float32", i)', "T.float32(2.0)")  # rfactor needs a constant init
+    func = _func(src.replace("EXT", "n - 3"))
+    sch = Schedule(func)
+    sch.rfactor(sch.get_loops(sch.get_block("R"))[1], 0)
+    assert "T.alloc_buffer((T.max(0, n - 3), n)" in sch.func.script()
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 3}, {"n": 5}, {"n": 11}])  # n - 3 <= 8
+    sch = Schedule(_func(src.replace("EXT", "-3")))
+    with pytest.raises(ScheduleError, match="rfactor: reduction loop runs no iterations"):
+        sch.rfactor(sch.get_loops(sch.get_block("R"))[1], 0)
