@@ -296,6 +296,10 @@ def compute_inline(sch: Schedule, block: BlockRV) -> None:
         raise fail(f"{prim}: block reads its own output", out.name)
     if len(_scope_writers(items, out)) != 1:
         raise fail(f"{prim}: buffer has another writer", out.name)
+    # only the reads after the block are replaced by its expression; an earlier one (a cache_write's
+    # copy-in) would be left reading the buffer this primitive removes
+    if any(id(out) in buffers_read(item) for item in items[:pos]):
+        raise fail(f"{prim}: buffer is read before the block writes it", out.name)
     ana = sch.analyzer()
     for dom, extent in zip(sorted_doms(realize.block, out), out.shape):
         if not ana.can_prove(dom == extent):
