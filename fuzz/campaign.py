@@ -158,11 +158,11 @@ class Campaign:
             for origin, func in seed_functions(self.rng, self.o.generated_seeds)
         ]
 
-    def _add_to_corpus(self, test: TestCase, gain: int = 1, cost: float = 0.0) -> None:
+    def _add_to_corpus(self, test: TestCase, gain: int = 1, cost: float = 0.0, arcs=None) -> None:
         atomic_write(self.out / "corpus" / f"c{self.next_id:06d}.json", test.to_json())
         self.next_id += 1
         self.corpus.append(test)
-        self.power.add(gain, cost)
+        self.power.add(gain, cost, arcs)
 
     # -- tasks ---------------------------------------------------------------------------------
     def _next_task(self) -> dict:
@@ -197,9 +197,11 @@ class Campaign:
         pass_new = [self.cmap.count_new(a) for a in msg.get("pass_arcs", ())]
         later_new = self.cmap.count_new(msg.get("later_arcs", ()))
         self.cmap.merge(msg["arcs"])
+        hit = self.power.observe(msg.get("hit", ()))
         if worker.task and worker.task.get("seed_run"):
             self.stats["seed_arcs"] = len(self.cmap)
             self.power.set_cost(worker.task.get("seed_index"), msg.get("cpu_s", 0.0))
+            self.power.set_arcs(worker.task.get("seed_index"), hit)
         task = worker.task or {}
         self.ops.credit(task.get("op"), new, msg.get("cpu_s", 0.1))
         if outcome.status == "invalid":
@@ -216,7 +218,7 @@ class Campaign:
         if keep:
             passes = drop_useless(test.passes, pass_new, later_new) if self.o.coverage else test.passes
             cost = msg.get("cpu_s", 0.0)
-            self._add_to_corpus(dataclasses.replace(test, passes=passes), gain=new, cost=cost)
+            self._add_to_corpus(dataclasses.replace(test, passes=passes), gain=new, cost=cost, arcs=hit)
 
     def _bug(self, test: TestCase, outcome: Outcome, minimized: TestCase | None) -> tuple[str, bool]:
         self.stats["bug_hits"] += 1

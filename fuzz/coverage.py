@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from pathlib import Path
 
 import shapeflow
@@ -68,6 +69,7 @@ class ArcTracker:
         self._cov._warn_no_data = False
         self.seen: set[str] = set()
         self.labels: list[str] = []
+        self.hit_ids: list[int] = []  # after stop(): ids of all arcs the test hit (see arc_id)
         self._paused = False
 
     def start(self) -> None:
@@ -94,6 +96,7 @@ class ArcTracker:
         self._cov.switch_context(label)
 
     def stop(self) -> dict[str, set[str]]:
+        """{label: arcs first seen under it}; also sets `hit_ids`."""
         if not self._paused:
             self._cov.stop()
         self._paused = False
@@ -102,10 +105,15 @@ class ArcTracker:
         # One query per file over all labels first: most tests reach no new arc, or new arcs in a file or
         # two, and only those files need the per-label queries (a query per label and file, ~1,500 of
         # them, cost a fifth of a test's time).
-        fresh_files = []
+        fresh_files, hit = [], []
         for f in rel:
-            if any(f"{rel[f]}:{a}:{b}" not in self.seen for a, b in data.arcs(f) or ()):
+            keys = [f"{rel[f]}:{a}:{b}" for a, b in data.arcs(f) or ()]
+            hit += keys
+            if any(key not in self.seen for key in keys):
                 fresh_files.append(f)
+        # Every arc the test hit, as 32-bit ids (CRC-32 of the arc), for the campaign's arc hit counts
+        # (energy.py: entries that reach rarely hit arcs are mutated more).
+        self.hit_ids = sorted({arc_id(key) for key in hit})
         out: dict[str, set[str]] = {}
         for label in dict.fromkeys(self.labels):
             found = set()
@@ -121,6 +129,11 @@ class ArcTracker:
         for found in out.values():
             self.seen |= found
         return out
+
+
+def arc_id(arc: str) -> int:
+    """The id of an arc in `ArcTracker.hit_ids`."""
+    return zlib.crc32(arc.encode())
 
 
 class CoverageMap:
@@ -155,4 +168,4 @@ class CoverageMap:
             self._fh = None
 
 
-__all__ = ["ArcTracker", "CoverageMap", "package_dirs", "shapeflow"]
+__all__ = ["ArcTracker", "CoverageMap", "arc_id", "package_dirs", "shapeflow"]

@@ -12,6 +12,13 @@ gets more energy and a slow one less (by its CPU time against the corpus median,
 of fixed length, productive but expensive entries (long schedules, big stacked mutants) would otherwise
 take over and cut the number of tests.
 
+Once a campaign has run a while, most of what its tests reach, every test reaches; what is left is the
+frontier, code that few tests touch. As in FairFuzz, the campaign counts how many tests hit each arc, and
+an entry that hits a rare arc (hit by no more tests than the rarest arc of any entry, rounded up to a power
+of two) gets RARE_BOOST times the energy: its mutants are the tests most likely to step past that frontier.
+Mutating it makes its rare arcs common in turn, so the boost moves on by itself. Entries loaded by a
+`--resume` have no recorded arcs and no boost.
+
 Without coverage feedback (the `--no-coverage` ablation) none of these counts exist; `pick` then falls
 back to the coverage-blind choice (recent entries half of the time, else uniform).
 """
@@ -20,7 +27,9 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 
 @dataclass
@@ -29,21 +38,70 @@ class EntryStats:
     picks: int = 0  # times it was the parent of a test
     finds: int = 0  # its mutants that joined the corpus
     cost: float = 0.0  # CPU seconds its own test took (0: unknown)
+    arcs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # dense ids of the arcs it hit
+
+
+class ArcCounts:
+    """How many tests hit each arc: arc ids (coverage.arc_id) mapped to dense indices into a count array."""
+
+    def __init__(self):
+        self.index: dict[int, int] = {}
+        self.counts = np.zeros(4096, np.int64)
+
+    def observe(self, hit_ids) -> np.ndarray:
+        """Count one test's arcs; their dense indices."""
+        index = self.index
+        for a in hit_ids:
+            if a not in index:
+                index[a] = len(index)
+        if len(index) > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(len(index), np.int64)])
+        dense = np.fromiter((index[a] for a in hit_ids), np.int64, len(hit_ids))
+        self.counts[dense] += 1
+        return dense
 
 
 class PowerSchedule:
     """Entry statistics parallel to the campaign's corpus list, and the parent choice they drive."""
+
+    RARE_BOOST = 4.0
 
     def __init__(self, rng: random.Random, feedback: bool = True):
         self.rng = rng
         self.feedback = feedback
         self.entries: list[EntryStats] = []
         self._costs: list[float] = []
+        self.hits = ArcCounts()
 
-    def add(self, gain: int, cost: float = 0.0) -> None:
-        self.entries.append(EntryStats(gain=max(1, gain), cost=cost))
+    def observe(self, hit_ids) -> np.ndarray:
+        """Count the arcs a finished test hit (nothing without feedback); their dense indices, what
+        `add` and `set_arcs` take."""
+        if not self.feedback or not len(hit_ids):
+            return np.zeros(0, np.int64)
+        return self.hits.observe(hit_ids)
+
+    def add(self, gain: int, cost: float = 0.0, arcs: np.ndarray | None = None) -> None:
+        entry = EntryStats(gain=max(1, gain), cost=cost)
+        if arcs is not None:
+            entry.arcs = arcs
+        self.entries.append(entry)
         if cost > 0:
             self._costs.append(cost)
+
+    def set_arcs(self, index: int | None, arcs: np.ndarray) -> None:
+        """The arcs an entry's own test hit, once known (the seeds run after they joined)."""
+        if index is not None and 0 <= index < len(self.entries):
+            self.entries[index].arcs = arcs
+
+    def rare(self) -> list[bool]:
+        """Per entry: does it hit a rare arc (see the module docstring)?"""
+        counts = self.hits.counts
+        rarest = [int(counts[e.arcs].min()) if len(e.arcs) else 0 for e in self.entries]
+        known = [r for r in rarest if r > 0]
+        if not known:
+            return [False] * len(rarest)
+        cutoff = 1 << (min(known) - 1).bit_length()  # the rarest entry's count, up to a power of two
+        return [0 < r <= cutoff for r in rarest]
 
     def set_cost(self, index: int | None, cost: float) -> None:
         """The CPU time of an entry's own test, once known (the seeds run after they joined)."""
@@ -66,10 +124,13 @@ class PowerSchedule:
                 return self.rng.randrange(n)
             return n - 1 - min(int(self.rng.expovariate(1 / 8)), n - 1)
         typical = sorted(self._costs)[len(self._costs) // 2] if self._costs else 0.0
+        rare = self.rare()
         best, best_score = 0, -1.0
         for k, e in enumerate(self.entries):
             fails = max(0, e.picks - e.finds)
             score = self.rng.betavariate(1 + e.finds, 1 + fails) * (1 + math.log2(1 + e.gain))
+            if rare[k]:
+                score *= self.RARE_BOOST
             if typical > 0 and e.cost > 0:  # in equal time, a test twice as fast is worth twice as much
                 score *= min(4.0, max(0.25, typical / e.cost))
             if score > best_score:
@@ -123,4 +184,4 @@ class OperatorSchedule:
         self.yields[op] += self.DECAY * (rate - self.yields[op])
 
 
-__all__ = ["BLIND_MIX", "EntryStats", "OperatorSchedule", "PowerSchedule"]
+__all__ = ["ArcCounts", "BLIND_MIX", "EntryStats", "OperatorSchedule", "PowerSchedule"]

@@ -256,6 +256,7 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
                 "arcs": sorted(arcs),
                 "pass_arcs": [sorted(labels.get(label, ())) for label in outcome.pass_labels],
                 "later_arcs": sorted(set().union(*(labels.get(label, ()) for label in LATER_LABELS))),
+                "hit": tracker.hit_ids if tracker is not None else [],  # every arc hit, as ids
                 "minimized": minimized,
                 "cpu_s": time.process_time() - cpu_start,  # what the test cost this core, whatever the load
             }

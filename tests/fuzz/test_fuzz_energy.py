@@ -81,3 +81,33 @@ def test_only_trailing_passes_without_new_arcs_are_dropped():
     assert drop_useless(seq, [0, 5, 0, 0], later_new=3) == seq  # the run saw the whole sequence's output
     assert drop_useless(seq, [0, 0, 0, 0]) == seq  # nothing learned about the passes
     assert drop_useless(seq, [1, 2]) == seq  # counts that do not match: untouched
+
+
+def test_entries_reaching_rare_arcs_get_more_energy():
+    power = PowerSchedule(random.Random(11))
+    common = [1, 2, 3, 4]
+    for _ in range(30):  # the arcs every test hits
+        power.observe(common)
+    power.add(gain=5, arcs=power.observe(common))
+    power.add(gain=5, arcs=power.observe([*common, 99]))  # the only test that reached arc 99
+    power.add(gain=5, arcs=power.observe(common))
+    assert power.rare() == [False, True, False]
+    counts = _picks(power)
+    assert counts[1] > 2 * counts[0] and counts[1] > 2 * counts[2]
+    for _ in range(40):  # its mutants hit arc 99 too, and a new entry reaches arc 7: the boost moves on
+        power.observe([*common, 99])
+    power.add(gain=1, arcs=power.observe([*common, 7]))
+    assert power.rare() == [False, False, False, True]
+
+
+def test_arc_counts_grow_past_their_first_capacity():
+    power = PowerSchedule(random.Random(12))
+    dense = power.observe(list(range(10_000)))
+    assert len(dense) == 10_000 and power.hits.counts[dense].tolist() == [1] * 10_000
+    again = power.observe([5, 9_999, 123_456])
+    assert power.hits.counts[again].tolist() == [2, 2, 1]
+
+
+def test_without_feedback_no_arcs_are_counted():
+    power = PowerSchedule(random.Random(13), feedback=False)
+    assert len(power.observe([1, 2, 3])) == 0 and not power.hits.index
