@@ -12,7 +12,7 @@ Per graph function:
 
 A kernel call is emitted unchecked (straight to native code) when each argument's static type matches the
 kernel's buffer and every dim the kernel expects is proved equal to the dim we pass; otherwise it goes through
-the kernel's own argument checks.
+the kernel's own argument checks. These static decisions are in `codegen_proofs.py`.
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from collections.abc import Callable
 import numpy as np
 
 from shapeflow.errors import UnsupportedError, VerifyError
-from shapeflow.ir.expr import PrimExpr, Var
-from shapeflow.ir.functor import substitute
+from shapeflow.ir.expr import Var
 from shapeflow.ir.graph import expr as G
 from shapeflow.ir.graph.infer import type_of
-from shapeflow.ir.graph.shape import compare_dims, free_vars, same_expr
+from shapeflow.ir.graph.shape import free_vars
 from shapeflow.ir.graph.types import FuncType, ObjectType, PrimType, ShapeType, TensorType, TupleType, Type
 from shapeflow.ir.module import IRModule
-from shapeflow.ir.tir.buffer import Buffer
-from shapeflow.runtime.args import is_constant_zero
 from shapeflow.runtime.vm import shape_code as SC
+from shapeflow.runtime.vm.codegen_proofs import plan_kernel_call, type_implies, type_vars, value_uses
 from shapeflow.runtime.vm.gemm_steps import GEMM_KINDS
 from shapeflow.runtime.vm.guards import Guard
 from shapeflow.runtime.vm.program import Program, VMFunction
@@ -77,29 +75,6 @@ def codegen(mod: IRModule, library, guards: dict[str, list[Guard]] | None = None
     names = [n for n, _ in graph_funcs]
     entry = "main" if "main" in names else names[0]
     return Program(functions, shared.kernels, len(shared.constants), entry), shared.constants
-
-
-def _uses(expr, out: list) -> None:
-    """Graph variables read by `expr`, appended to `out`."""
-    if isinstance(expr, G.GraphVar):
-        out.append(expr)
-    elif isinstance(expr, G.Tuple):
-        for f in expr.fields:
-            _uses(f, out)
-    elif isinstance(expr, G.TupleGetItem):
-        _uses(expr.tuple_value, out)
-    elif isinstance(expr, G.Call):
-        _uses(expr.op, out)
-        for a in expr.args:
-            _uses(a, out)
-    elif isinstance(expr, G.If):
-        for e in (expr.cond, expr.true_branch, expr.false_branch):
-            _uses(e, out)
-    elif isinstance(expr, G.SeqExpr):
-        for block in expr.blocks:
-            for b in block.bindings:
-                _uses(b.value, out)
-        _uses(expr.body, out)
 
 
 class _FunctionCodegen:
@@ -158,7 +133,7 @@ class _FunctionCodegen:
         else:
             result = self.emit_expr(body)
             body_type = self.static_type(body)
-        if not _type_implies(body_type, self.func.ret_type):
+        if not type_implies(body_type, self.func.ret_type):
             self.match(result, self.func.ret_type, "return value", None)
         if self.guards:  # a kernel would run on shapes nobody checked: refuse rather than risk it
             g = self.guards[0]
@@ -239,9 +214,9 @@ class _FunctionCodegen:
         last_use: dict[G.GraphVar, int] = {}
         if top_level:
             for i, b in enumerate(bindings):
-                for v in _value_uses(b.value):
+                for v in value_uses(b.value):
                     last_use[v] = i
-            for v in _value_uses(seq.body):
+            for v in value_uses(seq.body):
                 last_use[v] = len(bindings)
         free_at: dict[int, list[G.GraphVar]] = {}
         for v, i in last_use.items():
@@ -273,7 +248,7 @@ class _FunctionCodegen:
         if isinstance(b, G.MatchCast):
             self.match(reg, b.type, b.var.name, None)
             self.after_new_vars()
-        elif any(id(v) not in self.slots for v in _type_vars(b.var.type)):
+        elif any(id(v) not in self.slots for v in type_vars(b.var.type)):
             self.match(reg, b.var.type, b.var.name, None)  # a type that defines Vars (e.g. a callee's result)
             self.after_new_vars()
 
@@ -438,76 +413,3 @@ _EMIT: dict[type, Callable] = {
     G.SeqExpr: _FunctionCodegen.emit_seq,
     G.Call: _FunctionCodegen.emit_call,
 }
-
-
-def _value_uses(expr) -> list[G.GraphVar]:
-    out: list = []
-    _uses(expr, out)
-    return out
-
-
-def _type_vars(t: Type) -> list[Var]:
-    if isinstance(t, TensorType) and t.shape is not None:
-        return free_vars(t.shape)
-    if isinstance(t, ShapeType) and t.values is not None:
-        return free_vars(t.values)
-    if isinstance(t, TupleType):
-        return [v for f in t.fields for v in _type_vars(f)]
-    return []
-
-
-def _type_implies(have: Type, want: Type) -> bool:
-    """True when a value known to have type `have` certainly has type `want` (no run-time check needed)."""
-    if isinstance(want, (ObjectType, FuncType)):
-        return True
-    if type(have) is not type(want):
-        return False
-    if isinstance(want, TensorType):
-        if want.dtype is not None and have.dtype != want.dtype:
-            return False
-        if want.known_rank and have.ndim != want.ndim:
-            return False
-        return want.shape is None or (have.shape is not None and same_expr(have.shape, want.shape))
-    if isinstance(want, ShapeType):
-        if want.ndim >= 0 and have.ndim != want.ndim:
-            return False
-        return want.values is None or (have.values is not None and same_expr(have.values, want.values))
-    if isinstance(want, TupleType):
-        return len(have.fields) == len(want.fields) and all(
-            _type_implies(h, w) for h, w in zip(have.fields, want.fields)
-        )
-    return isinstance(want, PrimType) and have.dtype == want.dtype
-
-
-def plan_kernel_call(
-    kfunc, symbolic, arg_types: list[Type], scalars: list[PrimExpr]
-) -> list[PrimExpr] | None:
-    """The caller-side expressions of the kernel's symbolic dims if the call can skip argument checks
-    (every buffer's dtype, rank and dims proved to match the argument's static type), else None."""
-    buffers = [p for p in kfunc.params if isinstance(p, Buffer)]
-    scalar_params = [p for p in kfunc.params if isinstance(p, Var)]
-    if len(buffers) != len(arg_types) or len(scalar_params) != len(scalars):
-        raise VerifyError(
-            f"call_tir of '{kfunc.attrs.get('global_symbol')}' passes {len(arg_types)} tensors and "
-            f"{len(scalars)} scalars; the kernel takes {len(buffers)} and {len(scalar_params)}"
-        )
-    if kfunc.attrs.get("var_bounds"):
-        return None
-    mapping: dict = dict(zip(scalar_params, scalars))
-    pending = []
-    for buf, t in zip(buffers, arg_types):
-        if not isinstance(t, TensorType) or t.shape is None or t.dtype != buf.dtype or t.ndim != buf.ndim:
-            return None
-        if buf.strides or not is_constant_zero(buf.elem_offset):
-            return None
-        for dim, actual in zip(buf.shape, t.shape):
-            if isinstance(dim, Var) and dim not in mapping:
-                mapping[dim] = actual
-            else:
-                pending.append((dim, actual))
-    for dim, actual in pending:
-        if compare_dims(substitute(dim, mapping), actual) is not True:
-            return None
-    if any(v not in mapping for v in symbolic):
-        return None
-    return [mapping[v] for v in symbolic]
