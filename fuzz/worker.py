@@ -211,6 +211,10 @@ def worker_main(wid: int, tasks, results, out_dir: str, stage_cell, options: dic
             task = tasks.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent_pid:
+                # Nobody reads the results any more: without this the exit waits for the queue's feeder
+                # thread to flush the last answer into a pipe that other orphaned workers keep open but
+                # never read, and the process never ends.
+                results.cancel_join_thread()
                 return
             continue
         if task is None:
