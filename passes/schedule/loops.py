@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shapeflow.ir.arith.bound import POS_INF
-from shapeflow.ir.expr import IntImm, Let, PrimExpr, Var, convert
+from shapeflow.ir.expr import BufferLoad, Call, IntImm, Let, PrimExpr, Var, convert
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.stmt import (
@@ -21,8 +21,10 @@ from shapeflow.ir.tir.stmt import (
     DeclBuffer,
     For,
     ForKind,
+    IfThenElse,
     IterType,
     LetStmt,
+    SeqStmt,
     Stmt,
     seq,
 )
@@ -162,8 +164,10 @@ def split(
     if tail == "partition" and factors[0] is not None:
         raise fail("split: a partitioned tail needs the outermost factor None")
     # What follows computes with the loop's trip count: the raw extent, when negative, would make the
-    # ceil-division (and the partitioned tail) run iterations the loop never ran.
-    extent = trip_count(ana, for_.extent)
+    # ceil-division (and the partitioned tail) run iterations the loop never ran. The bounds are copied
+    # into several places (bindings, predicates, the tail), so they must not carry Let expressions.
+    extent = _let_free(ana, trip_count(ana, for_.extent))
+    lo = _let_free(ana, for_.min)
     given = [f for f in factors if f is not None]
     known_hi = _upper(ana, known)  # the ceil-division adds known - 1 to the extent
     if product_overflows(ana, dtype, given) or (
@@ -180,18 +184,18 @@ def split(
     fused: PrimExpr = new_vars[0]
     for v, f in zip(new_vars[1:], factors[1:]):
         fused = fused * f + v
-    original = for_.min + fused if not (isinstance(for_.min, IntImm) and for_.min.value == 0) else fused
+    original = lo + fused if not (isinstance(lo, IntImm) and lo.value == 0) else fused
     body = substitute(for_.body, {for_.loop_var: original})
     total = known if len(factors) == 1 else ana.simplify(_product(factors))
     exact = ana.can_prove(total == extent)
     tail_stmt = None
     if not exact and tail == "predicate":
-        body = _add_predicate(body, fused < extent)
+        body = _guard_padded(body, fused < extent)
     elif not exact:
         inner = ana.simplify(_product(factors[1:]))
         factors[0] = ana.simplify(extent // inner)
         t = Var(f"{for_.loop_var.name}_tail", dtype)
-        start = for_.min + factors[0] * inner
+        start = lo + factors[0] * inner
         tail_body = _fresh_copy(sch, substitute(for_.body, {for_.loop_var: start + t}), "_tail")
         tail_stmt = For(t, 0, ana.simplify(extent - factors[0] * inner), ForKind.SERIAL, tail_body)
     for v, f in reversed(list(zip(new_vars, factors))):
@@ -224,16 +228,56 @@ def _product(values) -> PrimExpr:
     return out
 
 
-def _add_predicate(stmt: Stmt, cond: PrimExpr) -> Stmt:
-    """`stmt` with `cond` and-ed into the predicate of every block realized in it (not inside blocks)."""
+def _let_free(ana, value: PrimExpr) -> PrimExpr:
+    """`value` without Let expressions (the simplifier inlines them), so that copies of it do not bind one
+    variable twice, which neither verifies nor round-trips. Unchanged when it has none."""
+    return ana.simplify(value) if collect(value, Let) else value
 
-    class _Pred(Mutator):
-        mutate_buffers = False
 
-        def visit_BlockRealize(self, op: BlockRealize):
-            return and_predicate(op, cond)
+def _safe_on_padding(expr: PrimExpr) -> bool:
+    """Whether evaluating `expr` on a padded iteration is harmless: it loads no memory (the padded index
+    may be out of bounds) and calls no intrinsic. Integer division by zero is defined (as 0)."""
+    return not collect(expr, (BufferLoad, Call))
 
-    return _Pred().visit(stmt)
+
+def _guard_realize(op: BlockRealize, cond: PrimExpr) -> Stmt:
+    # The predicate is tested before the bindings are evaluated; an existing predicate is and-ed in
+    # front of `cond`, so it must itself be safe on padded iterations.
+    if _safe_on_padding(op.predicate):
+        return and_predicate(op, cond)
+    return IfThenElse(cond, op)
+
+
+def _guard_for(op: For, cond: PrimExpr) -> Stmt:
+    if _safe_on_padding(op.min) and _safe_on_padding(op.extent):
+        return replace(op, body=_guard_padded(op.body, cond))
+    return IfThenElse(cond, op)
+
+
+def _guard_let(op: LetStmt, cond: PrimExpr) -> Stmt:
+    if _safe_on_padding(op.value):
+        return replace(op, body=_guard_padded(op.body, cond))
+    return IfThenElse(cond, op)
+
+
+# How each statement kind is kept from acting on the padded iterations of a predicated split. Loops,
+# sequences and lets whose expressions are harmless are kept (the nest stays perfect for reorder) and
+# their blocks get the predicate, as in TVM; anything else (an assert, a condition, a store, an
+# allocation) is wrapped in `if cond`.
+_GUARDS = {
+    BlockRealize: _guard_realize,
+    For: _guard_for,
+    LetStmt: _guard_let,
+    SeqStmt: lambda op, cond: seq([_guard_padded(s, cond) for s in op.seq]),
+}
+
+
+def _guard_padded(stmt: Stmt, cond: PrimExpr) -> Stmt:
+    """`stmt` (a loop body) doing nothing where `cond` (the split's `fused < extent`) is false: the padded
+    iterations an inexact predicated split adds must not run any statement of the body, not only its
+    blocks (an assert or an `if` loading memory at the padded index would fail)."""
+    guard = _GUARDS.get(type(stmt))
+    return guard(stmt, cond) if guard is not None else IfThenElse(cond, stmt)
 
 
 def _chain(sch: Schedule, loops: Sequence[LoopRV], rule: str) -> list[For]:
