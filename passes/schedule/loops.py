@@ -33,6 +33,7 @@ from shapeflow.passes.schedule.analysis import (
     and_predicate,
     bind_loops,
     block_accesses,
+    buffers_written,
     check_iterations_self_contained,
     local_relax,
     product_overflows,
@@ -163,6 +164,7 @@ def split(
         known = ana.simplify(known * f)
     if tail == "partition" and factors[0] is not None:
         raise fail("split: a partitioned tail needs the outermost factor None")
+    _check_bounds_not_written(for_, (for_.min, for_.extent), for_.body, "split")
     # What follows computes with the loop's trip count: the raw extent, when negative, would make the
     # ceil-division (and the partitioned tail) run iterations the loop never ran. The bounds are copied
     # into several places (bindings, predicates, the tail), so they must not carry Let expressions.
@@ -202,6 +204,19 @@ def split(
         body = For(v, 0, f, ForKind.SERIAL, body)
     sch.commit({id(for_): seq(body, tail_stmt)})
     return [LoopRV(v) for v in new_vars]
+
+
+def _check_bounds_not_written(for_: For, bounds: tuple, body: Stmt, prim: str) -> None:
+    """Refuse when `bounds` (the min or extent of `for_`) load memory that `body` writes. The loop
+    evaluates them once, on entry; split and fuse evaluate them again inside the new loops (in bindings,
+    predicates, the tail's start), after the body has run, and would see the changed values."""
+    written = buffers_written(body)
+    for load in collect(bounds, BufferLoad):
+        if id(load.buffer) in written:
+            raise fail(
+                f"{prim}: loop bounds read memory the loop writes",
+                f"the bounds of {for_.loop_var.name} load {load.buffer.name}, which the loop body writes",
+            )
 
 
 def _upper(ana, value: PrimExpr) -> int | None:
@@ -303,6 +318,8 @@ def fuse(sch: Schedule, *loops: LoopRV) -> LoopRV:
             raise fail("fuse: loop extent depends on a fused loop", f.loop_var.name)
         if f.kind != ForKind.SERIAL:
             raise fail("fuse: loops must be serial", f"{f.loop_var.name} is {f.kind}")
+    for k, f in enumerate(fors):  # the outermost extent only sizes the fused loop, evaluated once
+        _check_bounds_not_written(f, (f.min, f.extent) if k else (f.min,), fors[-1].body, "fuse")
     ana = sch.analyzer()
     dtype = fors[0].loop_var.dtype
     # The fused loop runs the product of the trip counts: of raw extents, two negative ones (each loop

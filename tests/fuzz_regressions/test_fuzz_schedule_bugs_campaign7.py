@@ -524,3 +524,53 @@ def test_loop_primitives_copy_let_bounds_without_binding_twice(prim):
         loop = j if prim == "split_inner" else i
         sch.split(loop, [None, 3, 2], tail="partition" if prim == "split_partition" else "predicate")
     _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 5}, {"n": 7}, {"n": 12}])
+
+
+# Checked beside the predicated-split findings: a loop evaluates its bounds once, on entry, but split (either
+# tail) and fuse evaluate them again inside the new loops. A bound loading memory the body writes then saw
+# the new values (here the extent shrank after the first write, and the split loop skipped iterations; the
+# fused loop divided by a changed inner extent). split and fuse now refuse such loops; bounds loading memory
+# the body does not write are still split and fused, and so is an outermost extent that fuse evaluates once.
+BOUND_LOADS = """def main(A: T.Buffer((n,), "int64"), C: T.Buffer((n,), "int64")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, OUTER):
+            for j in T.serial(0, INNER):
+                with T.block('S'):
+                    v = T.axis.spatial(n, i)
+                    vj = T.axis.spatial(n, j)
+                    T.reads(A[v])
+                    T.writes(A[v])
+                    A[v] = A[v] - T.int64(20) + vj
+"""
+LOADED = "T.min(SRC[0] * 0 + SRC[0] + n, n)"
+
+
+def _bound_loads(src: str, inner: bool):
+    loaded = LOADED.replace("SRC", src)
+    return _func(
+        BOUND_LOADS.replace("OUTER", "n" if inner else loaded).replace("INNER", loaded if inner else "n")
+    )
+
+
+@pytest.mark.parametrize("prim", ["predicate", "partition", "fuse"])
+def test_split_and_fuse_refuse_bounds_loading_what_the_body_writes(prim):
+    inner = prim == "fuse"  # split re-evaluates the bounds of the split loop, fuse those of inner loops
+
+    def apply(sch):
+        i, j = sch.get_loops(sch.get_block("S"))
+        if prim == "fuse":
+            sch.fuse(i, j)
+        else:
+            sch.split(i, [None, 4], tail=prim)
+
+    sch = Schedule(_bound_loads("A", inner))
+    with pytest.raises(ScheduleError, match=f"{'fuse' if inner else 'split'}: loop bounds read memory"):
+        apply(sch)
+    dims = [{"n": 1}, {"n": 5}, {"n": 7}, {"n": 12}]
+    for func in (_bound_loads("C", inner), *((_bound_loads("A", False),) if inner else ())):
+        sch = Schedule(func)
+        apply(sch)
+        _check_well_formed_and_same(func, sch.func, dims)
