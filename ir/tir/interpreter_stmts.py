@@ -115,13 +115,26 @@ def _store(c, s: S.BufferStore) -> Closure:
 def _for(c, s: S.For) -> Closure:
     # Every kind means the serial loop: parallel/vectorized/unrolled/thread-bound iterations are independent
     # by contract, so running them in order is one of their allowed executions.
+    # The end `min + extent` must fit the loop variable's dtype: an end that overflows is undefined, as
+    # C's signed overflow (the compiled loop compares against the wrapped end and runs no iteration, the
+    # simplifier assumes `min < min + extent` means `extent > 0`), so the interpreter refuses such a loop
+    # instead of running values the dtype cannot hold (or, wrapped, for ever).
     slot = c.slot(s.loop_var)
     lo_fn, extent_fn, body = c.expr(s.min), c.expr(s.extent), c.stmt(s.body)
+    dtype = s.loop_var.dtype
+    lowest, highest = (dtype.min_value(), dtype.max_value()) if dtype.is_integer else (None, None)
+    name = s.loop_var.name
 
     def loop(env):
         lo = lo_fn(env)
+        end = lo + extent_fn(env)
+        if lowest is not None and not lowest <= end <= highest:
+            raise InterpreterError(
+                f"loop {name}: its end min + extent = {end} does not fit {dtype}; such a loop is "
+                "undefined (compiled code compares against the wrapped end)"
+            )
         saved = env[slot]
-        for i in range(lo, lo + extent_fn(env)):
+        for i in range(lo, end):
             env[slot] = i
             body(env)
         env[slot] = saved

@@ -2,9 +2,12 @@
 minimized reproducers. A bug not yet fixed is marked xfail(strict): once the owner fixes it the test
 passes, strict xfail fails, and the marker must be removed."""
 
+import numpy as np
 import pytest
 
 from shapeflow.fuzz.oracles import TestCase, check
+from shapeflow.ir import parse
+from shapeflow.ir.tir.interpreter import InterpreterError, run
 
 # Found by the generate-only and no-coverage campaigns (seed 0, 180 s each), same bug key bb78ab3e29bd.
 UNSIGNED_DIV_OF_NEGATED = """# shapeflow.ir v1
@@ -87,3 +90,30 @@ def test_vectorized_pad_loop_keeps_its_guarded_load_in_bounds():
     outcome = check(test, compile_oracle=True)
     assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
     assert outcome.status == "ok" and outcome.ran, f"the test did not run through: {outcome.status}"
+
+
+# Found by the fuzzer evaluation (bug b93c65a8f041): an unrolled int64 loop from INT64_MAX of extent 4; the
+# interpreter ran Python ints past the dtype (INT64_MAX + 1, ...), and T.shift_right's numpy reference
+# raised OverflowError converting one to int64. Compiled code wraps the end and runs no iteration.
+OVERFLOWING_LOOP_END = """# shapeflow.ir v1
+@T.prim_func
+def main(A0: T.Buffer((4,), "int16"), B0: T.Buffer((1, 8), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {}})
+    for w615 in T.unroll(9223372036854775807, 4):
+        with T.block('root'):
+            T.reads()
+            T.writes()
+            with T.let(T.Select(False, w615, T.shift_right(w615, 25))) as lv1:
+                B0[0, 0] = T.float32(0.0)
+"""
+
+
+def test_loop_whose_end_overflows_its_dtype_is_refused_by_the_interpreter():
+    """Fixed: a For whose min + extent does not fit the loop variable's dtype is undefined, and the
+    interpreter raises InterpreterError (a shapeflow.Error) naming the loop (interpreter_stmts._for)."""
+    test = TestCase(OVERFLOWING_LOOP_END, [], 535189856, flags=["oob"])
+    outcome = check(test, compile_oracle=True)
+    assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
+    assert outcome.status == "ok", outcome.status
+    with pytest.raises(InterpreterError, match="loop w615: its end min \\+ extent = 9223372036854775811"):
+        run(parse(OVERFLOWING_LOOP_END), np.zeros(4, "int16"), np.zeros((1, 8), "float32"))
