@@ -10,7 +10,19 @@ combines them (a reduction over that dimension) right after the loop nest.
 from __future__ import annotations
 
 from shapeflow.ir.expr import Add as AddExpr
-from shapeflow.ir.expr import And, BufferLoad, IntImm, Max, Min, Mul, PrimExpr, Var, logical_and, make_const
+from shapeflow.ir.expr import (
+    And,
+    BufferLoad,
+    IntImm,
+    Max,
+    Min,
+    Mul,
+    Not,
+    PrimExpr,
+    Var,
+    logical_and,
+    make_const,
+)
 from shapeflow.ir.functor import collect, substitute
 from shapeflow.ir.node import replace
 from shapeflow.ir.tir.buffer import Buffer
@@ -23,6 +35,7 @@ from shapeflow.ir.tir.stmt import (
     IfThenElse,
     IterType,
     IterVar,
+    LetStmt,
     Range,
     Stmt,
     seq,
@@ -164,6 +177,62 @@ def _reduction_parts(b: Block, out: Buffer, prim: str) -> tuple[type, PrimExpr, 
     raise fail(rule, f"{b.name}: the update does not combine the accumulator with a value")
 
 
+def _carried_guards(realize: BlockRealize, parents: tuple, r_ids: set[int], prim: str):
+    """(conditions, parents without them) of the `if`s between the block's scope and the block, which the
+    write-back must repeat so that it visits only the spatial points where the block ran. A condition is
+    carried only when it has one value per spatial point that the write-back, later, evaluates again:
+    no reduction loop variable (then it skips part of a reduction, and whether the init ran changes) and
+    no buffer load (the loop nest may have changed the value) and no variable of a Let statement in the
+    nest (undefined where the write-back stands)."""
+    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    conds, kept = [], list(parents[:start])
+    # The write-back stands after the loop nest, outside its Let statements: their variables are undefined.
+    let_ids = {id(p.var) for p in parents[start:] if isinstance(p, LetStmt)}
+    for k in range(start, len(parents)):
+        node = parents[k]
+        if not isinstance(node, IfThenElse):
+            kept.append(node)
+            continue
+        child = parents[k + 1] if k + 1 < len(parents) else realize
+        cond = node.condition if child is node.then_case else Not(node.condition)
+        name = realize.block.name
+        if _var_ids(cond) & r_ids:
+            raise fail(f"{prim}: the block is under a condition on a reduction loop", f"block {name}: {cond}")
+        if collect(cond, BufferLoad) or _var_ids(cond) & let_ids:
+            raise fail(
+                f"{prim}: the block is under a condition on memory or a Let variable", f"block {name}: {cond}"
+            )
+        conds.append(cond)
+    return conds, tuple(kept)
+
+
+def _init_runs_first(ana, realize: BlockRealize, parents: tuple, r_loops: list[For]) -> bool:
+    """Whether, at each spatial point where `realize` runs, its init runs exactly once and before every
+    update, as the write-back of rfactor runs it. Sufficient: the reduction instances cover the domain
+    (runs_whole_domain, as decompose_reduction requires), or each reduction variable is bound to a loop of
+    its own that starts at the domain minimum, and every predicate conjunct on the reduction loops holds at
+    their first iteration (a loop of n - 3 iterations over a domain of 8, or `T.where(k < 5)`: the first
+    iteration inits; the partial-result block guards its update by that predicate, not its init)."""
+    b = realize.block
+    reduce_ivs = [
+        (iv, v) for iv, v in zip(b.iter_vars, realize.iter_values) if iv.iter_type == IterType.REDUCE
+    ]
+    if runs_whole_domain(ana, realize, parents, [iv.var for iv, _ in reduce_ivs], others_free=True):
+        return True
+    r_ids = {id(f.loop_var) for f in r_loops}
+    at_first = {f.loop_var: f.min for f in r_loops}
+    for c in conjuncts(realize.predicate):
+        if _var_ids(c) & r_ids and (collect(c, BufferLoad) or not ana.can_prove(substitute(c, at_first))):
+            return False
+    by_var = {id(f.loop_var): f for f in r_loops}
+    bound = [by_var.get(id(v)) if isinstance(v, Var) else None for _, v in reduce_ivs]
+    return (
+        all(f is not None for f in bound)
+        and len({id(f) for f in bound}) == len(bound)
+        and all(ana.can_prove(f.min == iv.dom.min) for f, (iv, _) in zip(bound, reduce_ivs))
+    )
+
+
 @primitive
 def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     """Factor reduction loop `loop` out into partial results; returns the block computing them."""
@@ -192,6 +261,14 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     for f in r_loops:
         if _var_ids((f.min, f.extent)) & loop_ids:
             raise fail(f"{prim}: reduction loop extent depends on other loops", f.loop_var.name)
+    # An `if` above the block is carried into the write-back when it depends on spatial loops only.
+    guards, unguarded = _carried_guards(realize, parents, r_ids, prim)
+    if not _init_runs_first(sch.analyzer(), realize, unguarded, r_loops):
+        raise fail(
+            f"{prim}: reduction instances do not cover its domain",
+            f"block {b.name}: a binding or predicate makes its init run other than once, first, at each "
+            "spatial point it runs (the write-back would run it there)",
+        )
     ndim = len(out.shape)
     if not isinstance(factor_axis, int) or not -(ndim + 1) <= factor_axis <= ndim:
         raise fail(f"{prim}: factor_axis out of range", f"{factor_axis} for {ndim} dimensions")
@@ -262,7 +339,7 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     w_spatial = [substitute(val, fresh) for iv, val in zip(b.iter_vars, realize.iter_values)
                  if iv.iter_type == IterType.SPATIAL]  # fmt: skip
     w_red_loop = Var(f"ax_{var.name}", var.dtype)
-    w_pred = substitute(logical_and(*keep), fresh) if keep else True
+    w_pred = substitute(logical_and(*keep, *guards), fresh) if keep or guards else True
     nest: Stmt = BlockRealize((*w_spatial, w_red_loop), w_pred, w_block)
     nest = For(w_red_loop, 0, extent, ForKind.SERIAL, nest)
     for f in reversed(s_loops):

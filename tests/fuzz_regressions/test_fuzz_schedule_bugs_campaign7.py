@@ -574,3 +574,140 @@ def test_split_and_fuse_refuse_bounds_loading_what_the_body_writes(prim):
         sch = Schedule(func)
         apply(sch)
         _check_well_formed_and_same(func, sch.func, dims)
+
+
+# -- rfactor of a block that does not run everywhere ----------------------------------------------------
+# 564858cbd7bf: rfactor of block C, which sits under `if False:` in its loop nest. The partial-result block
+# stayed under the `if`, but the write-back ran at every spatial point: it ran C's init and stored 0 into C,
+# which the original never writes. rfactor now carries an `if` on spatial loops into the write-back's
+# predicate, and refuses a block whose instances do not cover its reduction domain at each spatial point
+# (an `if` or predicate on a reduction loop, a binding missing the minimum: the original's init then runs
+# elsewhere or not at all), or whose condition loads memory or names a Let variable.
+RFACTOR_UNDER_IF_FALSE = """def main(A: T.Buffer((n, 8), "float32"), B: T.Buffer((8, 6), "float32"), C: T.Buffer((n, 6), "float32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, n):
+            for j in T.vectorized(0, 6):
+                for k in T.serial(0, 8):
+                    if False:
+                        with T.block('C'):
+                            v_i = T.axis.spatial(n, i)
+                            v_j = T.axis.spatial(6, j)
+                            v_k = T.axis.reduce(8, k)
+                            T.reads(A[v_i, v_k], B[v_k, v_j])
+                            T.writes(C[v_i, v_j])
+                            with T.init():
+                                C[v_i, v_j] = T.float32(0.0)
+                            C[v_i, v_j] = C[v_i, v_j] + T.float32(0.0)
+"""
+
+# The same matmul-like reduction with GUARD around the block (BRANCH: the then or the else branch), the
+# reduction binding BIND (over a domain of 8 when it is k, else 9) and the predicate WHERE.
+RFACTOR_GUARDED = """def main(A: T.Buffer((n, 8), "float32"), B: T.Buffer((8, 6), "float32"), C: T.Buffer((n, 6), "float32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i in T.serial(0, n):
+            for j in T.serial(0, 6):
+                for k in T.serial(0, 8):
+                    if GUARD:
+BRANCH                        with T.block('C'):
+                            v_i = T.axis.spatial(n, i)
+                            v_j = T.axis.spatial(6, j)
+                            v_k = T.axis.reduce(DOM, BIND)
+                            T.where(WHERE)
+                            T.reads(A[v_i, v_k % 8], B[v_k % 8, v_j])
+                            T.writes(C[v_i, v_j])
+                            with T.init():
+                                C[v_i, v_j] = T.float32(0.0)
+                            C[v_i, v_j] = C[v_i, v_j] + A[v_i, v_k % 8] * B[v_k % 8, v_j]
+"""
+ELSE_BRANCH = "                        T.evaluate(0)\n                    else:\n"
+RFACTOR_DIMS = [{"n": 1}, {"n": 5}, {"n": 7}, {"n": 12}]
+
+
+def _guarded(guard="True", bind="k + 1", where="True", in_else=False):
+    branch = ELSE_BRANCH if in_else else ""
+    src = RFACTOR_GUARDED.replace("GUARD", guard).replace("BRANCH", branch).replace("WHERE", where)
+    return _func(src.replace("DOM", "8" if bind == "k" else "9").replace("BIND", bind))
+
+
+def test_rfactor_of_a_block_under_if_false_keeps_the_output():
+    _oracle_ok(RFACTOR_UNDER_IF_FALSE, [{"p": "rfactor", "block": "C", "loop": 2, "factor_axis": 1}])
+    outcome = check(
+        TestCase(
+            ir=HEADER + RFACTOR_UNDER_IF_FALSE,
+            passes=[],
+            seed=169076459,
+            schedule=[{"p": "rfactor", "block": "C", "loop": 2, "factor_axis": 1}],
+        ),
+        compile_oracle=True,
+    )
+    assert outcome.status == "ok" and outcome.ran, (outcome.status, outcome.symptom, outcome.message)
+    func = _func(RFACTOR_UNDER_IF_FALSE)
+    sch = Schedule(func)
+    sch.rfactor(sch.get_loops(sch.get_block("C"))[2], 1)
+    assert "T.where(False)" in sch.func.script()  # the write-back carries the `if False`
+    _check_well_formed_and_same(func, sch.func, RFACTOR_DIMS)
+
+
+@pytest.mark.parametrize(
+    "guard,in_else",
+    [("False", False), ("i % 2 == 0", False), ("j * 2 < n", False), ("i % 3 == 0", True), ("True", False)],
+)
+def test_rfactor_carries_a_condition_on_spatial_loops_into_the_write_back(guard, in_else):
+    func = _guarded(guard, bind="k", where="True", in_else=in_else)
+    for factor_axis in (0, 1):
+        sch = Schedule(func)
+        sch.rfactor(sch.get_loops(sch.get_block("C"))[2], factor_axis)
+        _check_well_formed_and_same(func, sch.func, RFACTOR_DIMS)
+
+
+@pytest.mark.parametrize("where", ["k < 5", "k * 2 < n", "k % 2 == 0"])
+def test_rfactor_still_applies_to_a_predicate_true_at_the_first_reduction_iteration(where):
+    """The original inits at k = 0; the partial results are all initialized and the predicate guards their
+    update only."""
+    func = _guarded("True", bind="k", where=where)
+    sch = Schedule(func)
+    sch.rfactor(sch.get_loops(sch.get_block("C"))[2], 1)
+    _check_well_formed_and_same(func, sch.func, RFACTOR_DIMS)
+
+
+@pytest.mark.parametrize(
+    "guard,bind,where,rule",
+    [
+        ("k > 2", "k", "True", "rfactor: the block is under a condition on a reduction loop"),
+        (
+            "A[i, 0] > T.float32(0.0)",
+            "k",
+            "True",
+            "rfactor: the block is under a condition on memory or a Let variable",
+        ),
+        ("True", "k + 1", "True", "rfactor: reduction instances do not cover its domain"),
+        ("True", "k", "k % 2 == 1", "rfactor: reduction instances do not cover its domain"),
+        ("True", "k", "k > 2", "rfactor: reduction instances do not cover its domain"),
+    ],
+    ids=["if-on-k", "if-loads", "binding-misses-min", "odd-k", "where-k-over-2"],
+)
+def test_rfactor_refuses_a_block_skipping_part_of_its_reduction(guard, bind, where, rule):
+    """Each of these gave wrong values before: the write-back ran the init where the original block never
+    ran its init (or where the block did not run), and reset C."""
+    sch = Schedule(_guarded(guard, bind, where))
+    with pytest.raises(ScheduleError, match=rule) as info:
+        sch.rfactor(sch.get_loops(sch.get_block("C"))[2], 1)
+    assert "block C" in str(info.value)
+
+
+@pytest.mark.parametrize("guard", ["False", "i % 2 == 0"])
+def test_decompose_reduction_refuses_a_block_under_a_condition(guard):
+    """decompose_reduction would run the separated init where the block never runs; it refuses through the
+    same whole-domain check (runs_whole_domain), for the fuzz finding's `if False` too."""
+    for func in (_func(RFACTOR_UNDER_IF_FALSE), _guarded(guard, bind="k", where="True")):
+        sch = Schedule(func)
+        block = sch.get_block("C")
+        for loop in sch.get_loops(block)[:2]:
+            with pytest.raises(ScheduleError, match="decompose_reduction: reduction instances do not cover"):
+                sch.decompose_reduction(block, loop)
