@@ -9,7 +9,8 @@ Value semantics (wrapping integers, per-op float rounding, casts, intrinsics) li
 
 Meaning of the statements, exactly:
 - every For kind runs serially in order (parallel, vectorized, unrolled and thread-bound loops mean the
-  serial loop);
+  serial loop); a loop whose end `min + extent` does not fit its variable's dtype is undefined (compiled
+  code compares against the wrapped end) and raises `InterpreterError`;
 - a BlockRealize skips its block when the predicate is false, otherwise binds the iteration variables (each
   must lie in its domain), allocates the block's `alloc_buffers` as fresh zero-filled arrays, runs `init`
   when every reduction variable equals its domain minimum, then the body;
