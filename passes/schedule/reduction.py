@@ -78,6 +78,12 @@ def _block_loops(parents: tuple) -> list[For]:
     return loops
 
 
+def _dom_names(ivs, ids: set[int]) -> list[str]:
+    """Names of the variables among `ids` (loop variables) that the domains of iter_vars `ivs` name."""
+    found = {id(v): v.name for iv in ivs for v in collect((iv.dom.min, iv.dom.extent), Var)}
+    return sorted({found[k] for k in ids & set(found)})
+
+
 def _split_vars(realize: BlockRealize) -> tuple[set[int], set[int]]:
     """Ids of the loop variables used by spatial bindings and by reduction bindings."""
     spatial: set[int] = set()
@@ -128,13 +134,22 @@ def decompose_reduction(sch: Schedule, block: BlockRV, loop: LoopRV) -> BlockRV:
     for f in kept:
         if _var_ids((f.min, f.extent)) & dropped:
             raise fail(f"{prim}: a loop extent depends on a reduction loop", f.loop_var.name)
+    # The init block's iter_vars copy the block's domains: a domain naming a loop left behind (a reduction
+    # loop) would be undefined there, and one naming a copied loop names the copy's variable.
+    names = _dom_names(b.iter_vars, dropped)
+    if names:
+        raise fail(
+            f"{prim}: an iter_var domain names a reduction loop variable",
+            f"block {b.name} uses {', '.join(names)}",
+        )
     loop_map = {f.loop_var: Var(f.loop_var.name + "_init", f.loop_var.dtype) for f in kept}
     new_ivs, values, var_map = [], [], {}
     for iv, value in zip(b.iter_vars, realize.iter_values):
         if iv.iter_type == IterType.SPATIAL:
             nv = Var(iv.var.name, iv.var.dtype)
             var_map[iv.var] = nv
-            new_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
+            dom = Range(substitute(iv.dom.min, loop_map), substitute(iv.dom.extent, loop_map))
+            new_ivs.append(IterVar(nv, dom, IterType.SPATIAL))
             values.append(substitute(value, loop_map))
     # The init moves out of the reduction loops into copies of the spatial ones: a loop variable it names
     # directly (legal inside the loops) becomes the copy's, and one of a loop left behind is undefined.
@@ -269,6 +284,14 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
             f"block {b.name}: a binding or predicate makes its init run other than once, first, at each "
             "spatial point it runs (the write-back would run it there)",
         )
+    # The write-back copies the spatial iter_vars' domains into a nest after the reduction loops: a domain
+    # naming a reduction loop would be undefined there (one naming a spatial loop names its copy).
+    names = _dom_names([iv for iv in b.iter_vars if iv.iter_type == IterType.SPATIAL], r_ids)
+    if names:
+        raise fail(
+            f"{prim}: an iter_var domain names a reduction loop variable",
+            f"block {b.name} uses {', '.join(names)}",
+        )
     ndim = len(out.shape)
     if not isinstance(factor_axis, int) or not -(ndim + 1) <= factor_axis <= ndim:
         raise fail(f"{prim}: factor_axis out of range", f"{factor_axis} for {ndim} dimensions")
@@ -318,12 +341,15 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     rf_realize = BlockRealize(tuple(rf_values), logical_and(*keep) if keep else True, rf_block)
 
     # The write-back block, under the original name: reduce the partial results into the output.
+    s_loops = [f for f in loops if id(f.loop_var) not in r_ids]
+    fresh = {f.loop_var: Var(f"ax_{f.loop_var.name}", f.loop_var.dtype) for f in s_loops}
     w_ivs, w_map = [], {}
     for iv in b.iter_vars:
         if iv.iter_type == IterType.SPATIAL:
             nv = Var(iv.var.name, iv.var.dtype)
             w_map[iv.var] = nv
-            w_ivs.append(IterVar(nv, iv.dom, IterType.SPATIAL))
+            dom = Range(substitute(iv.dom.min, fresh), substitute(iv.dom.extent, fresh))
+            w_ivs.append(IterVar(nv, dom, IterType.SPATIAL))
     w_r = Var(f"v_{var.name}", var.dtype)
     w_ivs.append(IterVar(w_r, Range.from_extent(extent), IterType.REDUCE))
     w_out = tuple(substitute(i, w_map) for i in out_index)
@@ -334,8 +360,6 @@ def rfactor(sch: Schedule, loop: LoopRV, factor_axis: int = 0) -> BlockRV:
     # with fresh variables), its spatial bindings and the spatial part of its predicate. Iterating over the
     # whole domain instead would reset outputs another block computes (e.g. the main part of a split
     # whose tail block is being factored).
-    s_loops = [f for f in loops if id(f.loop_var) not in r_ids]
-    fresh = {f.loop_var: Var(f"ax_{f.loop_var.name}", f.loop_var.dtype) for f in s_loops}
     w_spatial = [substitute(val, fresh) for iv, val in zip(b.iter_vars, realize.iter_values)
                  if iv.iter_type == IterType.SPATIAL]  # fmt: skip
     w_red_loop = Var(f"ax_{var.name}", var.dtype)

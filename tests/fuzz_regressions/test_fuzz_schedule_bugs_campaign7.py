@@ -711,3 +711,113 @@ def test_decompose_reduction_refuses_a_block_under_a_condition(guard):
         for loop in sch.get_loops(block)[:2]:
             with pytest.raises(ScheduleError, match="decompose_reduction: reduction instances do not cover"):
                 sch.decompose_reduction(block, loop)
+
+
+# aa5ffb984590 and d5e2c6f477c5: the reduction block's iter_var domain named a loop variable (`v14 =
+# T.axis.spatial(k12, i11)`, `min=T.Select(True, ax_i15, ax_k17)`). decompose_reduction copied the domains into
+# the init block before the reduction loops, so k12 / ax_k17 were used outside their loops (verify-after-schedule);
+# a domain naming a copied spatial loop (ax_i15, decomposing at the outermost loop) named the original variable
+# too. It now refuses a domain naming a reduction loop and renames a copied loop's variable; rfactor's write-back
+# (its spatial iter_vars copied after the reduction loops) does the same.
+DOM_NAMES_REDUCTION_LOOP = """def main(A0: T.Buffer((1, 1, 3), "float32"), A1: T.Buffer((n * 2,), "uint32"), B0: T.Buffer((n, 1), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        for i10 in T.serial(0, n):
+            for i11 in T.serial(0, 1):
+                for k12 in T.serial(0, 1):
+                    with T.block('reduce16'):
+                        v13 = T.axis.spatial(n, i10)
+                        v14 = T.axis.spatial(k12, i11)
+                        v15 = T.axis.reduce(1, k12)
+                        T.reads(A0[0, 0, 0:3], A1[0:n], B0[v13, v14])
+                        T.writes(B0[v13, v14])
+                        with T.init():
+                            B0[v13, v14] = T.float32(-1.5)
+                        B0[v13, v14] = T.float32(0.0)
+"""
+
+DOM_MIN_NAMES_REDUCTION_LOOP = """def main(A0: T.Buffer((m, 3), "float64"), A1: T.Buffer((4,), "float32"), B0: T.Buffer((m, m, n), "float32"), B1: T.Buffer((m, m, 1), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12), 'm': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        reduce23_rf = T.alloc_buffer(((m + 1) // 2, 1, m, 1, 2), "float32")
+        for ax_i14 in T.serial(0, m):
+            for ax_i15 in T.serial(0, m):
+                for ax_i16 in T.serial(0, 1):
+                    for ax_k17 in T.serial(0, 1):
+                        with T.block('reduce23'):
+                            v18_1 = T.axis.spatial(m, ax_i14)
+                            v19_1 = T.axis.spatial(m, ax_i15)
+                            v20_1 = T.axis.spatial(1, ax_i16, min=T.Select(True, ax_i15, ax_k17))
+                            v_k17_1 = T.axis.reduce(1, ax_k17)
+                            T.reads(B1[v18_1, v19_1, v20_1], reduce23_rf[v18_1, v_k17_1, v19_1, v20_1, v18_1])
+                            T.writes(B1[v18_1, v19_1, v20_1])
+                            with T.init():
+                                B1[v18_1, v19_1, v20_1] = T.float32(0.5)
+                            B1[v18_1, v19_1, v20_1] = T.float32(0.0)
+"""
+
+
+@pytest.mark.parametrize(
+    "body,block,loop,var",
+    [
+        (DOM_NAMES_REDUCTION_LOOP, "reduce16", 2, "k12"),
+        (DOM_MIN_NAMES_REDUCTION_LOOP, "reduce23", 3, "ax_k17"),
+    ],
+    ids=["d5e2c6f477c5", "aa5ffb984590"],
+)
+def test_decompose_reduction_refuses_a_domain_naming_a_reduction_loop(body, block, loop, var):
+    step = {"p": "decompose_reduction", "block": block, "loop": loop}
+    outcome = check(TestCase(ir=HEADER + body, passes=[], seed=0, schedule=[step]), compile_oracle=True)
+    assert not outcome.is_bug and outcome.status == "invalid", (outcome.symptom, outcome.message)
+    func = _func(body)
+    for k in range(loop + 1):
+        sch = Schedule(func)
+        b = sch.get_block(block)
+        with pytest.raises(
+            ScheduleError, match="decompose_reduction: an iter_var domain names a reduction"
+        ) as e:
+            sch.decompose_reduction(b, sch.get_loops(b)[k])
+        assert f"block {block} uses {var}" in str(e.value)
+
+
+def _dom_naming(dom: str, update: str = "T.float32(0.0)") -> str:
+    """The aa5ffb984590 program with v20_1's domain and the update replaced."""
+    return DOM_MIN_NAMES_REDUCTION_LOOP.replace("1, ax_i16, min=T.Select(True, ax_i15, ax_k17)", dom).replace(
+        "= T.float32(0.0)", f"= {update}"
+    )
+
+
+DOM_DIMS = [{"m": 1, "n": 1}, {"m": 3, "n": 2}, {"m": 7, "n": 5}]
+
+
+def test_decompose_reduction_renames_a_copied_loop_in_a_domain():
+    """A domain naming a spatial loop the init nest copies names the copy's variable (it named ax_i15 before,
+    undefined there)."""
+    func = _func(_dom_naming("ax_i15 + 1, ax_i16"))
+    for k in range(4):
+        sch = Schedule(func)
+        b = sch.get_block("reduce23")
+        sch.decompose_reduction(b, sch.get_loops(b)[k])
+        _check_well_formed_and_same(func, sch.func, DOM_DIMS)
+
+
+ACC = "B1[v18_1, v19_1, v20_1] + A1[0]"
+
+
+def test_rfactor_refuses_a_domain_naming_a_reduction_loop():
+    sch = Schedule(_func(_dom_naming("1, ax_i16, min=T.Select(True, ax_i15, ax_k17)", ACC)))
+    with pytest.raises(ScheduleError, match="rfactor: an iter_var domain names a reduction loop") as e:
+        sch.rfactor(sch.get_loops(sch.get_block("reduce23"))[3], 0)
+    assert "block reduce23 uses ax_k17" in str(e.value)
+
+
+def test_rfactor_renames_a_copied_loop_in_a_domain():
+    func = _func(_dom_naming("ax_i15 + 1, ax_i16", ACC))
+    for axis in (0, 3):
+        sch = Schedule(func)
+        sch.rfactor(sch.get_loops(sch.get_block("reduce23"))[3], axis)
+        _check_well_formed_and_same(func, sch.func, DOM_DIMS)
