@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from shapeflow.ir.expr import BufferLoad, IntImm, PrimExpr, is_const_int
+from shapeflow.ir.expr import LE, BufferLoad, IntImm, Max, Or, PrimExpr, Select, is_const_int
 from shapeflow.ir.functor import Mutator
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.ir.tir.function import PrimFunc
@@ -39,13 +39,28 @@ def _product(values) -> PrimExpr:
 
 def flat_extent(buffer: Buffer) -> PrimExpr:
     """Elements the 1-D alias must span: the product of the shape for compact layouts, else one past the
-    last addressable element (offset included)."""
+    last addressable element (offset included), and 0 when some extent is 0.
+
+    The span formula alone goes negative for an empty buffer (shape (n, 8), strides (12, 1) at n = 0 gives
+    (0 - 1) * 12 + 8 = -4), an allocation the interpreter refuses; the size is that of the interpreter's
+    allocator: 0 unless every extent is positive, and never negative."""
     if not buffer.strides and is_const_int(buffer.elem_offset, 0):
         return _product(buffer.shape)
+    if any(is_const_int(extent) and extent.value <= 0 for extent in buffer.shape):
+        return IntImm(buffer.elem_offset.dtype, 0)
     last: PrimExpr = buffer.elem_offset
     for extent, stride in zip(buffer.shape, buffer.elem_strides()):
         last = last + (extent - 1) * stride
-    return last + 1
+    span = last + 1
+    zero = IntImm(span.dtype, 0)
+    if not (is_const_int(span) and span.value >= 0):
+        span = Max(span, zero)
+    empty: PrimExpr | None = None
+    for extent in buffer.shape:
+        if not is_const_int(extent):
+            test = LE(extent, IntImm(extent.dtype, 0))
+            empty = test if empty is None else Or(empty, test)
+    return span if empty is None else Select(empty, zero, span)
 
 
 def flat_alias(buffer: Buffer) -> Buffer:
