@@ -18,7 +18,7 @@ from shapeflow.codegen.llvm.memory import emit_store
 from shapeflow.codegen.llvm.reduction import reduction_update
 from shapeflow.codegen.llvm.types import I1, I8, I64, PTR, VOID, memory_type
 from shapeflow.errors import UnsupportedError
-from shapeflow.ir.expr import IntImm
+from shapeflow.ir.expr import IntImm, is_const_int
 from shapeflow.ir.tir.stmt import (
     Allocate,
     AssertStmt,
@@ -166,7 +166,14 @@ def _allocate(ctx, stmt: Allocate):
     buffer = stmt.buffer
     elem = memory_type(buffer.dtype.element_of())
     nbytes = buffer.dtype.bytes
-    count = _constant_size(buffer.shape)
+    shape = buffer.shape
+    if buffer.strides or not is_const_int(buffer.elem_offset, 0):
+        # Unflattened IR (build(lower=False)): a strided or offset buffer spans more than its shape's
+        # product; allocate what flatten-buffer would (0 when an extent is 0), not the product.
+        from shapeflow.passes.tir.flatten_buffer import flat_extent  # noqa: PLC0415
+
+        shape = (flat_extent(buffer),)
+    count = _constant_size(shape)
     if count is not None and count * nbytes <= STACK_ALLOCATION_LIMIT:
         pointer = ctx.alloca(elem, max(count, 1), align=max(64, nbytes))
         _zero_fill(ctx, pointer, ir.Constant(I64, max(count, 0) * nbytes))
@@ -175,7 +182,7 @@ def _allocate(ctx, stmt: Allocate):
         return
     b = ctx.builder
     size = ir.Constant(I64, nbytes)
-    for extent in buffer.shape:
+    for extent in shape:
         value = ctx.emit_expr(extent)
         value = value if value.type == I64 else b.sext(value, I64)
         size = b.mul(size, value)

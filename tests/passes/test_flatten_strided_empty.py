@@ -79,3 +79,16 @@ def test_flat_extent_matches_the_interpreters_allocation_size(shape, strides, of
     if all(e > 0 for e in shape):
         want = offset + sum((e - 1) * s for e, s in zip(shape, strides)) + 1
     assert size == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 12])
+def test_unflattened_strided_allocation_compiles_with_its_span(n):
+    """build(lower=False) of the unflattened IR: the code generator allocated the product of the shape
+    (n * 8 elements) for a buffer addressed up to (n - 1) * 1000 + 7, writing past the block (a crash at
+    free); it now allocates the flattened span, 0 at n = 0."""
+    func = parse(STRIDED.replace("strides=(12, 1)", "strides=(1000, 1)"))
+    a = np.random.default_rng(n).uniform(-4, 4, size=(n, 8)).astype("float32")
+    got = np.full((n, 8), -7.0, dtype="float32")
+    sf.build(IRModule({"main": func}), lower=False)["main"](a, got)
+    np.testing.assert_array_equal(got, a * 2 + 1)
+    np.testing.assert_array_equal(_interpret(func, a), a * 2 + 1)
