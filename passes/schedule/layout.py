@@ -37,6 +37,7 @@ from shapeflow.ir.tir.stmt import (
     AssertStmt,
     Block,
     BlockRealize,
+    BufferRegion,
     BufferStore,
     DeclBuffer,
     For,
@@ -83,8 +84,13 @@ def _pick_buffer(sch: Schedule, block: BlockRV, buffer, prim: str) -> Buffer:
     return regions[index].buffer
 
 
-def _replace_buffer(sch: Schedule, old: Buffer, new: Buffer, index_fn=None) -> None:
-    """Every access of `old` becomes an access of `new` (indices mapped by `index_fn`); allocations too."""
+def _replace_buffer(
+    sch: Schedule, old: Buffer, new: Buffer, prim: str, index_fn=None, region_fn=None
+) -> None:
+    """Every use of `old` in the function becomes a use of `new`: accesses (indices mapped by `index_fn`),
+    allocations, and the read/write regions of every block naming it (`region_fn` maps a region; a block
+    that only declares the buffer keeps its other regions). Any use left over (a DeclBuffer, the data
+    pointer in a call) would name a buffer that is no longer allocated, so it is refused."""
 
     class _Swap(Mutator):
         mutate_buffers = False
@@ -106,9 +112,25 @@ def _replace_buffer(sch: Schedule, old: Buffer, new: Buffer, index_fn=None) -> N
             allocs = tuple(new if a is old else a for a in out.alloc_buffers)
             if any(a is old for a in out.alloc_buffers):
                 out = replace(out, alloc_buffers=allocs)
-            return infer_regions(out) if out is not op else out
+            if out is not op:
+                out = infer_regions(out)
+            # a block may declare a region of the buffer without accessing it in its body (its body is
+            # unchanged, so infer_regions did not run): it gets the mapped region
+            if any(r.buffer is old for r in (*out.reads, *out.writes)):
+                out = replace(out, reads=_map_regions(out.reads), writes=_map_regions(out.writes))
+            return out
 
-    sch.commit_func(sch.func.with_body(_Swap().visit(sch.func.body)))
+    def _map_regions(regions):
+        return tuple(
+            (region_fn(r) if region_fn else BufferRegion(new, r.region)) if r.buffer is old else r
+            for r in regions
+        )
+
+    body = _Swap().visit(sch.func.body)
+    stale = [n for n in collect(body, (Buffer, Var)) if n is old or (old.data is not None and n is old.data)]
+    if stale:
+        raise fail(f"{prim}: buffer has a use that cannot be rewritten", old.name)
+    sch.commit_func(sch.func.with_body(body))
 
 
 @primitive
@@ -133,7 +155,7 @@ def storage_align(
             stride = stride + (offset - stride) % factor
         strides.insert(0, ana.simplify(stride))
     new = Buffer(buf.name, buf.shape, buf.dtype, tuple(strides), buf.elem_offset, buf.scope, None, buf.align)
-    _replace_buffer(sch, buf, new)
+    _replace_buffer(sch, buf, new, prim)
 
 
 def _sample_values(free: list[Var]) -> list[dict]:
@@ -179,7 +201,15 @@ def transform_layout(sch: Schedule, block: BlockRV, buffer, index_map: Callable)
     def index_fn(indices):
         return tuple(ana.simplify(substitute(e, dict(zip(xs, indices)))) for e in out)
 
-    _replace_buffer(sch, buf, new, index_fn)
+    def region_fn(region: BufferRegion) -> BufferRegion:
+        # the bounding box of the region's image; the whole new buffer where it cannot be bounded
+        relax = {id(x): (r.min, ana.simplify(r.min + r.extent - 1)) for x, r in zip(xs, region.region)}
+        boxes = [interval(e, relax) for e in out]
+        if len(region.region) != len(xs) or any(iv is None for iv in boxes):
+            return BufferRegion.full(new)
+        return BufferRegion(new, tuple(Range(lo, ana.simplify(hi - lo + 1)) for lo, hi in boxes))
+
+    _replace_buffer(sch, buf, new, prim, index_fn, region_fn)
 
 
 def _check_injective(buf: Buffer, new: Buffer, xs, out, env: dict, prim: str) -> None:
