@@ -821,3 +821,135 @@ def test_rfactor_renames_a_copied_loop_in_a_domain():
         sch = Schedule(func)
         sch.rfactor(sch.get_loops(sch.get_block("reduce23"))[3], axis)
         _check_well_formed_and_same(func, sch.func, DOM_DIMS)
+
+
+# -- transform_layout / storage_align: every block naming the buffer ----------------------------------------
+
+# rf_scope: B_rf is allocated at the root, block B_rf writes it and block B declares a read of it without
+# loading it in its body. transform_layout replaced the allocation and rewrote the accesses (and, through
+# infer_regions, the regions of the blocks whose bodies changed) but block B's T.reads still named the old
+# B_rf, which was no longer allocated. Every block's regions of the buffer are now mapped too.
+RF_SCOPE = """def main(A: T.Buffer((n, 16), "float32"), B: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        B_local = T.alloc_buffer((n,), "float32", scope='local')
+        B_rf = T.alloc_buffer((n, 16), "float32")
+        with T.block('B_rf'):
+            v_i = T.axis.spatial(n, 0)
+            v_k = T.axis.spatial(16, 0)
+            T.reads(B_rf[v_i, v_k], A[v_i, v_k])
+            T.writes(B_rf[v_i, v_k])
+            B_rf[v_i, v_k] = T.float32(0.0)
+        with T.block('B'):
+            v_i_1 = T.axis.spatial(n, 0)
+            v_k_1 = T.axis.reduce(16, 0)
+            T.reads(B_local[v_i_1], B_rf[v_i_1, v_k_1])
+            T.writes(B_local[v_i_1])
+            B_local[v_i_1] = T.float32(0.0)
+"""
+
+# the same shape with values flowing through B_rf: B_rf is written and read in bodies, and a third block
+# declares a region of it it does not access
+RF_SCOPE_VALUES = """def main(A: T.Buffer((n, 16), "float32"), B: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (1, 17)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        B_rf = T.alloc_buffer((n, 16), "float32")
+        for i in T.serial(n):
+            for k in T.serial(16):
+                with T.block('B_rf'):
+                    v_i = T.axis.spatial(n, i)
+                    v_k = T.axis.spatial(16, k)
+                    T.reads(A[v_i, v_k])
+                    T.writes(B_rf[v_i, v_k])
+                    B_rf[v_i, v_k] = A[v_i, v_k] * T.float32(2.0)
+        for i in T.serial(n):
+            for k in T.serial(16):
+                with T.block('B'):
+                    v_i = T.axis.spatial(n, i)
+                    v_k = T.axis.reduce(16, k)
+                    T.reads(B_rf[v_i, v_k])
+                    T.writes(B[v_i])
+                    with T.init():
+                        B[v_i] = T.float32(0.0)
+                    B[v_i] = B[v_i] + B_rf[v_i, v_k]
+        for i in T.serial(n):
+            with T.block('C'):
+                v_i = T.axis.spatial(n, i)
+                T.reads(B_rf[v_i, 0:16], B[v_i])
+                T.writes(B[v_i])
+                B[v_i] = B[v_i] + T.float32(1.0)
+"""
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_transform_layout_rewrites_the_regions_of_every_block_naming_the_buffer(factor):
+    _oracle_ok(RF_SCOPE, [{"p": "transform_layout", "block": "B_rf", "factor": factor}])
+    func = _func(RF_SCOPE)
+    sch = Schedule(func)
+    sch.transform_layout(sch.get_block("B_rf"), "B_rf", lambda i, k: (i // factor, k, i % factor))
+    verify(sch.func)
+    reads = {r.buffer.name: r.buffer for r in sch.find_block(sch.get_block("B"))[0].block.reads}
+    assert len(reads["B_rf"].shape) == 3
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 7}, {"n": 12}])
+
+
+@pytest.mark.parametrize("block", ["B_rf", "B", "C"])
+def test_transform_layout_from_any_block_keeps_the_values(block):
+    func = _func(RF_SCOPE_VALUES)
+    sch = Schedule(func)
+    sch.transform_layout(sch.get_block(block), "B_rf", lambda i, k: (k // 4, i, k % 4))
+    c = sch.find_block(sch.get_block("C"))[0].block
+    (region,) = [r for r in c.reads if r.buffer.name == "B_rf"]
+    assert len(region.region) == 3  # the declared (unaccessed) region of C is mapped too
+    _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 2}, {"n": 13}, {"n": 17}])
+
+
+def test_storage_align_rewrites_the_regions_of_every_block_naming_the_buffer():
+    """storage_align replaces the buffer the same way (new strides, same indices) and had the same bug."""
+    _oracle_ok(RF_SCOPE, [{"p": "storage_align", "block": "B_rf", "factor": 4, "offset": 1}])
+    for body in (RF_SCOPE, RF_SCOPE_VALUES):
+        func = _func(body)
+        sch = Schedule(func)
+        sch.storage_align(sch.get_block("B_rf"), 0, 0, 4, 1)
+        _check_well_formed_and_same(func, sch.func, [{"n": 1}, {"n": 5}, {"n": 12}])
+
+
+# block B aliases B_rf's storage through a DeclBuffer of its data pointer: the alias cannot be given the new
+# layout, so the layout change is refused rather than leaving it pointing at storage no longer allocated
+RF_ALIASED = """def main(A: T.Buffer((n, 16), "float32"), B: T.Buffer((n,), "float32")):
+    T.func_attr({'global_symbol': 'main', 'var_bounds': {'n': (1, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        B_rf = T.alloc_buffer((n, 16), "float32")
+        with T.block('B_rf'):
+            v_i = T.axis.spatial(n, 0)
+            v_k = T.axis.spatial(16, 0)
+            T.reads()
+            T.writes(B_rf[v_i, v_k])
+            B_rf[v_i, v_k] = T.float32(0.0)
+        with T.block('B'):
+            v_i = T.axis.spatial(n, 0)
+            T.reads()
+            T.writes(B[v_i])
+            with T.decl_buffer((n * 16,), "float32", data=B_rf.data) as B_rf_1:
+                B[v_i] = B_rf_1[v_i]
+"""
+
+
+@pytest.mark.parametrize("prim", ["transform_layout", "storage_align"])
+def test_layout_change_refuses_a_buffer_whose_storage_is_aliased(prim):
+    func = _func(RF_ALIASED)
+    verify(func)
+    sch = Schedule(func)
+    block = sch.get_block("B_rf")
+    with pytest.raises(ScheduleError, match=f"{prim}: buffer has a use that cannot be rewritten"):
+        if prim == "transform_layout":
+            sch.transform_layout(block, "B_rf", lambda i, k: (k, i))
+        else:
+            sch.storage_align(block, 0, 0, 4, 1)
+    verify(sch.func)
