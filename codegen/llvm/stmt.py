@@ -170,9 +170,9 @@ def _allocate(ctx, stmt: Allocate):
     if buffer.strides or not is_const_int(buffer.elem_offset, 0):
         # Unflattened IR (build(lower=False)): a strided or offset buffer spans more than its shape's
         # product; allocate what flatten-buffer would (0 when an extent is 0), not the product.
-        from shapeflow.passes.tir.flatten_buffer import flat_extent  # noqa: PLC0415
+        from shapeflow.passes.tir.flatten_buffer import allocation_extent  # noqa: PLC0415
 
-        shape = (flat_extent(buffer),)
+        shape = (allocation_extent(buffer),)
     count = _constant_size(shape)
     if count is not None and count * nbytes <= STACK_ALLOCATION_LIMIT:
         pointer = ctx.alloca(elem, max(count, 1), align=max(64, nbytes))

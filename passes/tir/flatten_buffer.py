@@ -39,20 +39,28 @@ def _product(values) -> PrimExpr:
 
 def flat_extent(buffer: Buffer) -> PrimExpr:
     """Elements the 1-D alias must span: the product of the shape for compact layouts, else one past the
-    last addressable element (offset included), and 0 when some extent is 0.
-
-    The span formula alone goes negative for an empty buffer (shape (n, 8), strides (12, 1) at n = 0 gives
-    (0 - 1) * 12 + 8 = -4), an allocation the interpreter refuses; the size is that of the interpreter's
-    allocator: 0 unless every extent is positive, and never negative."""
+    last addressable element (offset included). A view's extent is only descriptive (the storage exists):
+    for an empty strided buffer it can be negative, see `allocation_extent`."""
     if not buffer.strides and is_const_int(buffer.elem_offset, 0):
         return _product(buffer.shape)
-    if any(is_const_int(extent) and extent.value <= 0 for extent in buffer.shape):
-        return IntImm(buffer.elem_offset.dtype, 0)
     last: PrimExpr = buffer.elem_offset
     for extent, stride in zip(buffer.shape, buffer.elem_strides()):
         last = last + (extent - 1) * stride
-    span = last + 1
+    return last + 1
+
+
+def allocation_extent(buffer: Buffer) -> PrimExpr:
+    """Elements to allocate for `buffer` once flattened: `flat_extent`, but 0 when some extent is <= 0 and
+    never negative, as the interpreter's allocator sizes storage.
+
+    The span formula alone goes negative for an empty buffer (shape (n, 8), strides (12, 1) at n = 0 gives
+    (0 - 1) * 12 + 8 = -4), an allocation the interpreter refuses."""
+    span = flat_extent(buffer)
+    if not buffer.strides and is_const_int(buffer.elem_offset, 0):
+        return span  # a product of non-negative extents
     zero = IntImm(span.dtype, 0)
+    if any(is_const_int(extent) and extent.value <= 0 for extent in buffer.shape):
+        return zero
     if not (is_const_int(span) and span.value >= 0):
         span = Max(span, zero)
     empty: PrimExpr | None = None
@@ -63,11 +71,10 @@ def flat_extent(buffer: Buffer) -> PrimExpr:
     return span if empty is None else Select(empty, zero, span)
 
 
-def flat_alias(buffer: Buffer) -> Buffer:
-    """A compact 1-D buffer over the same `data` as `buffer`."""
-    return Buffer(
-        buffer.name, (flat_extent(buffer),), buffer.dtype, (), 0, buffer.scope, buffer.data, buffer.align
-    )
+def flat_alias(buffer: Buffer, allocated: bool = False) -> Buffer:
+    """A compact 1-D buffer over the same `data` as `buffer` (sized to allocate when `allocated`)."""
+    extent = allocation_extent(buffer) if allocated else flat_extent(buffer)
+    return Buffer(buffer.name, (extent,), buffer.dtype, (), 0, buffer.scope, buffer.data, buffer.align)
 
 
 def flat_index(buffer: Buffer, indices) -> PrimExpr:
@@ -113,6 +120,8 @@ class _Flatten(Mutator):
         return BufferStore(self.alias_of(op.buffer), value, (flat_index(op.buffer, indices),))
 
     def visit_Allocate(self, op: Allocate):
+        if needs_flattening(op.buffer):  # before the body's accesses make the (view-sized) alias
+            self.aliases.setdefault(id(op.buffer), flat_alias(op.buffer, allocated=True))
         body = self.visit(op.body)
         if not needs_flattening(op.buffer):
             return op if body is op.body else Allocate(op.buffer, body)

@@ -16,7 +16,7 @@ from shapeflow.ir.module import IRModule
 from shapeflow.ir.tir.buffer import decl_buffer
 from shapeflow.ir.tir.interpreter import run
 from shapeflow.passes.infra import PassContext, get_pass
-from shapeflow.passes.tir.flatten_buffer import flat_extent
+from shapeflow.passes.tir.flatten_buffer import allocation_extent
 
 STRIDED = """# shapeflow.ir v1
 @T.prim_func
@@ -69,12 +69,12 @@ def test_flattened_strided_allocation_runs_at_every_size(n):
         ((2, 2), (5, 1), 6),
     ],
 )
-def test_flat_extent_matches_the_interpreters_allocation_size(shape, strides, offset):
-    """flat_extent at concrete sizes (through symbolic dims bound at run time) is the interpreter's size:
+def test_allocation_extent_matches_the_interpreters_allocation_size(shape, strides, offset):
+    """allocation_extent at concrete sizes (symbolic dims bound when evaluated) is the interpreter's size:
     one past the last element when every extent is positive, else 0 (never negative)."""
     dims = [Var(f"d{k}", "int64") for k in range(len(shape))]
     buffer = decl_buffer(tuple(dims), "float32", "b", strides=strides, elem_offset=offset)
-    size = int(evaluate(flat_extent(buffer), dict(zip(dims, shape))))
+    size = int(evaluate(allocation_extent(buffer), dict(zip(dims, shape))))
     want = 0
     if all(e > 0 for e in shape):
         want = offset + sum((e - 1) * s for e, s in zip(shape, strides)) + 1
