@@ -16,6 +16,7 @@ no reads and no writes (the root block) is opaque and not checked.
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral
 
 from shapeflow.errors import VerifyError
 from shapeflow.ir import expr as E
@@ -148,7 +149,22 @@ class FunctionVerifier:
         for p in self.func.params:
             if isinstance(p, Buffer):
                 self.check_buffer_exprs(p)
+        self.check_var_bounds()
         self.stmt(self.func.body)
+
+    def check_var_bounds(self) -> None:
+        """ "var_bounds" is {name: (lo, hi)} of ints (inclusive): a dimension is an integer, so a fractional
+        bound has no meaning, and consumers disagree on it (the fuzzer's input chooser truncates 0.5 to 0,
+        below the declared range; the runtime compares against the float)."""
+        bounds = self.func.attrs.get("var_bounds")
+        if bounds is None:
+            return
+        if not isinstance(bounds, dict):
+            self.fail(f"var_bounds must be a dict {{name: (lo, hi)}}, got {bounds!r}", self.func)
+        for name, pair in bounds.items():
+            ok = isinstance(pair, (tuple, list)) and len(pair) == 2
+            if not ok or not all(isinstance(b, Integral) and not isinstance(b, bool) for b in pair):
+                self.fail(f"var_bounds of {name!r} must be a pair of ints (lo, hi), got {pair!r}", self.func)
 
     def expr(self, e: E.PrimExpr) -> None:
         rule = _EXPR_RULES.get(type(e))

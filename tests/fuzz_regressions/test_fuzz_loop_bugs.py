@@ -117,3 +117,38 @@ def test_loop_whose_end_overflows_its_dtype_is_refused_by_the_interpreter():
     assert outcome.status == "ok", outcome.status
     with pytest.raises(InterpreterError, match="loop w615: its end min \\+ extent = 9223372036854775811"):
         run(parse(OVERFLOWING_LOOP_END), np.zeros(4, "int16"), np.zeros((1, 8), "float32"))
+
+
+# Found by the fuzzer (finding flatten_neg): a strided allocation (n, 8) with strides (12, 1) flattened to
+# (n - 1) * 12 + 8 elements, -4 at n = 0, and the interpreter refused the transformed IR. The mutated bound
+# (0.5, 12) is not an int pair and is now refused by the verifier; with (0, 12) the chooser still picks n = 0.
+FLATTEN_NEGATIVE = """# shapeflow.ir v1
+@T.prim_func
+def main(A: T.Buffer((n, 8), "float32"), out: T.Buffer((n + 1, 8), "float32")):
+    T.func_attr({'global_symbol': 'main', 'tir.noalias': True, 'var_bounds': {'n': (0.5, 12)}})
+    with T.block('root'):
+        T.reads()
+        T.writes()
+        mx = T.alloc_buffer((n,), "float32")
+        ex = T.alloc_buffer((n, 8), "float32", strides=(12, 1))
+        sm = T.alloc_buffer((n,), "float32")
+        for i_3 in T.serial(0, n):
+            with T.block('out'):
+                v_i_3 = T.axis.spatial(n, i_3)
+                v_j_1 = T.axis.spatial(8, 0)
+                T.reads(sm[v_i_3], ex[v_i_3, v_j_1])
+                T.writes(out[v_i_3, v_j_1])
+                out[v_i_3, v_j_1] = T.float32(0.0)
+"""
+
+
+@pytest.mark.parametrize("bounds", ["(0.5, 12)", "(0, 12)"])
+def test_flattened_strided_allocation_at_n_zero_is_not_negative(bounds):
+    """Fixed: flat_extent is 0 when an extent is 0 (flatten_buffer.py); a float bound is invalid input."""
+    ir = FLATTEN_NEGATIVE.replace("(0.5, 12)", bounds)
+    test = TestCase(ir, [["convert-blocks-to-loops", {}], ["flatten-buffer", {}]], 869639835, flags=["oob"])
+    outcome = check(test, compile_oracle=True)
+    assert not outcome.is_bug, f"{outcome.symptom} at {outcome.stage}: {outcome.message}"
+    assert outcome.status == ("invalid" if "0.5" in bounds else "ok"), outcome.status
+    if "0.5" not in bounds:
+        assert outcome.ran
