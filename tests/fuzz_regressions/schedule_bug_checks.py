@@ -1,14 +1,17 @@
-"""Helpers shared by the schedule-primitive fuzzer regressions (test_fuzz_schedule_bugs.py and
-test_fuzz_schedule_bugs_campaign7.py): parse a minimized PrimFunc, and check a scheduled function the way the
-fuzzer's oracle did (it verifies, print -> parse round-trips it, and the reference interpreter gives the same
-values as on the original). A plain module rather than a conftest fixture so the tests call the helpers as
-before; pytest puts this folder on sys.path when it imports the test files beside it (tests/ folders are not
-packages, and pytest's default "prepend" import mode inserts a test file's folder).
+"""Helpers shared by the schedule-primitive fuzzer regressions (test_fuzz_schedule_bugs*.py): parse a
+minimized PrimFunc, check a scheduled function the way the fuzzer's oracle did (it verifies, print -> parse
+round-trips it, and the reference interpreter gives the same values as on the original), and ask the
+oracle itself for its verdict. A plain module rather than a conftest fixture so the tests call the helpers
+as before; pytest puts this folder on sys.path when it imports the test files beside it (tests/ folders are
+not packages, and pytest's default "prepend" import mode inserts a test file's folder).
 """
 
 import numpy as np
 
+from shapeflow.fuzz.oracles import TestCase, check
 from shapeflow.ir import parse, structural_equal
+from shapeflow.ir.expr import Var
+from shapeflow.ir.functor import collect
 from shapeflow.ir.module import IRModule
 from shapeflow.ir.text import to_text
 from shapeflow.ir.tir.interpreter import run
@@ -47,3 +50,15 @@ def _check_well_formed_and_same(original, scheduled, dims_list) -> None:
         run(scheduled, *got)
         for e, g in zip(expected, got):
             np.testing.assert_array_equal(g, e)
+
+
+def _oracle_ok(body: str, steps: list) -> None:
+    """The fuzzer's own verdict on the minimized test: it runs (status ok), no bug and not refused."""
+    outcome = check(TestCase(ir=HEADER + body, passes=[], seed=0, schedule=steps), compile_oracle=True)
+    assert outcome.status == "ok", (outcome.symptom, outcome.stage, outcome.message)
+
+
+def _region_vars(block) -> set[str]:
+    """The variables the region bounds of `block` name."""
+    ranges = [(x.min, x.extent) for r in (*block.reads, *block.writes) for x in r.region]
+    return {v.name for v in collect(ranges, Var)}
