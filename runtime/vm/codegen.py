@@ -24,12 +24,13 @@ import numpy as np
 from shapeflow.errors import UnsupportedError, VerifyError
 from shapeflow.ir.expr import Var
 from shapeflow.ir.graph import expr as G
+from shapeflow.ir.graph.builder import type_vars
 from shapeflow.ir.graph.infer import type_of
 from shapeflow.ir.graph.shape import free_vars
 from shapeflow.ir.graph.types import FuncType, ObjectType, PrimType, ShapeType, TensorType, TupleType, Type
 from shapeflow.ir.module import IRModule
 from shapeflow.runtime.vm import shape_code as SC
-from shapeflow.runtime.vm.codegen_proofs import plan_kernel_call, type_implies, type_vars, value_uses
+from shapeflow.runtime.vm.codegen_proofs import plan_kernel_call, type_implies, value_uses
 from shapeflow.runtime.vm.gemm_steps import GEMM_KINDS
 from shapeflow.runtime.vm.guards import Guard
 from shapeflow.runtime.vm.program import Program, VMFunction

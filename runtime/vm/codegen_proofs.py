@@ -15,7 +15,7 @@ from shapeflow.errors import VerifyError
 from shapeflow.ir.expr import PrimExpr, Var
 from shapeflow.ir.functor import substitute
 from shapeflow.ir.graph import expr as G
-from shapeflow.ir.graph.shape import compare_dims, free_vars, same_expr
+from shapeflow.ir.graph.shape import compare_dims, same_expr
 from shapeflow.ir.graph.types import FuncType, ObjectType, PrimType, ShapeType, TensorType, TupleType, Type
 from shapeflow.ir.tir.buffer import Buffer
 from shapeflow.runtime.args import is_constant_zero
@@ -48,16 +48,6 @@ def value_uses(expr) -> list[G.GraphVar]:
     out: list = []
     _uses(expr, out)
     return out
-
-
-def type_vars(t: Type) -> list[Var]:
-    if isinstance(t, TensorType) and t.shape is not None:
-        return free_vars(t.shape)
-    if isinstance(t, ShapeType) and t.values is not None:
-        return free_vars(t.values)
-    if isinstance(t, TupleType):
-        return [v for f in t.fields for v in type_vars(f)]
-    return []
 
 
 def type_implies(have: Type, want: Type) -> bool:
