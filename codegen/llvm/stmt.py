@@ -19,6 +19,7 @@ from shapeflow.codegen.llvm.reduction import reduction_update
 from shapeflow.codegen.llvm.types import I1, I8, I64, PTR, VOID, memory_type
 from shapeflow.errors import UnsupportedError
 from shapeflow.ir.expr import IntImm, is_const_int
+from shapeflow.ir.tir.buffer import allocation_extent
 from shapeflow.ir.tir.stmt import (
     Allocate,
     AssertStmt,
@@ -170,8 +171,6 @@ def _allocate(ctx, stmt: Allocate):
     if buffer.strides or not is_const_int(buffer.elem_offset, 0):
         # Unflattened IR (build(lower=False)): a strided or offset buffer spans more than its shape's
         # product; allocate what flatten-buffer would (0 when an extent is 0), not the product.
-        from shapeflow.passes.tir.flatten_buffer import allocation_extent  # noqa: PLC0415
-
         shape = (allocation_extent(buffer),)
     count = _constant_size(shape)
     if count is not None and count * nbytes <= STACK_ALLOCATION_LIMIT:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from shapeflow.ir.expr import LE, BufferLoad, IntImm, Max, Or, PrimExpr, Select, is_const_int
+from shapeflow.ir.expr import BufferLoad, IntImm, PrimExpr, is_const_int
 from shapeflow.ir.functor import Mutator
-from shapeflow.ir.tir.buffer import Buffer
+from shapeflow.ir.tir.buffer import Buffer, allocation_extent, flat_extent
 from shapeflow.ir.tir.function import PrimFunc
 from shapeflow.ir.tir.stmt import Allocate, BufferStore, DeclBuffer
 from shapeflow.passes.infra import PassContext, PrimFuncPass, register_pass
@@ -28,47 +28,6 @@ from shapeflow.passes.tir.common import BLOCK_NODES, contains
 def needs_flattening(buffer: Buffer) -> bool:
     compact_strides = not buffer.strides or (len(buffer.strides) == 1 and is_const_int(buffer.strides[0], 1))
     return buffer.ndim != 1 or not compact_strides or not is_const_int(buffer.elem_offset, 0)
-
-
-def _product(values) -> PrimExpr:
-    out: PrimExpr = IntImm("int64", 1)
-    for v in values:
-        out = v if is_const_int(out, 1) else out * v
-    return out
-
-
-def flat_extent(buffer: Buffer) -> PrimExpr:
-    """Elements the 1-D alias must span: the product of the shape for compact layouts, else one past the
-    last addressable element (offset included). A view's extent is only descriptive (the storage exists):
-    for an empty strided buffer it can be negative, see `allocation_extent`."""
-    if not buffer.strides and is_const_int(buffer.elem_offset, 0):
-        return _product(buffer.shape)
-    last: PrimExpr = buffer.elem_offset
-    for extent, stride in zip(buffer.shape, buffer.elem_strides()):
-        last = last + (extent - 1) * stride
-    return last + 1
-
-
-def allocation_extent(buffer: Buffer) -> PrimExpr:
-    """Elements to allocate for `buffer` once flattened: `flat_extent`, but 0 when some extent is <= 0 and
-    never negative, as the interpreter's allocator sizes storage.
-
-    The span formula alone goes negative for an empty buffer (shape (n, 8), strides (12, 1) at n = 0 gives
-    (0 - 1) * 12 + 8 = -4), an allocation the interpreter refuses."""
-    span = flat_extent(buffer)
-    if not buffer.strides and is_const_int(buffer.elem_offset, 0):
-        return span  # a product of non-negative extents
-    zero = IntImm(span.dtype, 0)
-    if any(is_const_int(extent) and extent.value <= 0 for extent in buffer.shape):
-        return zero
-    if not (is_const_int(span) and span.value >= 0):
-        span = Max(span, zero)
-    empty: PrimExpr | None = None
-    for extent in buffer.shape:
-        if not is_const_int(extent):
-            test = LE(extent, IntImm(extent.dtype, 0))
-            empty = test if empty is None else Or(empty, test)
-    return span if empty is None else Select(empty, zero, span)
 
 
 def flat_alias(buffer: Buffer, allocated: bool = False) -> Buffer:

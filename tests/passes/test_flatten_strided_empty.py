@@ -13,10 +13,9 @@ from shapeflow.ir import parse
 from shapeflow.ir.arith import evaluate
 from shapeflow.ir.expr import Var
 from shapeflow.ir.module import IRModule
-from shapeflow.ir.tir.buffer import decl_buffer
+from shapeflow.ir.tir.buffer import allocation_extent, decl_buffer
 from shapeflow.ir.tir.interpreter import run
 from shapeflow.passes.infra import PassContext, get_pass
-from shapeflow.passes.tir.flatten_buffer import allocation_extent
 
 STRIDED = """# shapeflow.ir v1
 @T.prim_func
