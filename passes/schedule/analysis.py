@@ -118,17 +118,31 @@ def trip_count(ana: Analyzer, extent: PrimExpr) -> PrimExpr:
     return ana.simplify(max_expr(extent, IntImm(extent.dtype, 0)))
 
 
+def const_upper(ana: Analyzer, value: PrimExpr) -> int | None:
+    """A constant upper bound of `value` (its value when constant); None when unbounded."""
+    if isinstance(value, IntImm):
+        return value.value
+    hi = ana.const_int_bound(value).max_value
+    return None if hi >= POS_INF else hi  # POS_INF also stands for "unbounded"
+
+
 def product_overflows(ana: Analyzer, dtype, values, extra: int = 0) -> bool:
     """Whether the product of the non-negative `values` (plus `extra`) may exceed `dtype`'s maximum,
     judged on their constant upper bounds in exact integers (the simplifier folds constants with
     wrap-around, so it cannot be asked). False when a value is unbounded: nothing is known either way."""
     total = 1
     for value in values:
-        hi = value.value if isinstance(value, IntImm) else ana.const_int_bound(value).max_value
-        if hi >= POS_INF and not isinstance(value, IntImm):  # POS_INF also stands for "unbounded"
+        hi = const_upper(ana, value)
+        if hi is None:
             return False
         total *= max(hi, 0)
     return total + extra > dtype.max_value()
+
+
+def nest_start(parents: tuple) -> int:
+    """The index in `parents` (a statement's ancestors, outermost first) where its own loop nest starts:
+    just after the innermost enclosing block."""
+    return max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
 
 
 def loop_relax(loops) -> dict[int, tuple[PrimExpr, PrimExpr]]:
@@ -400,7 +414,7 @@ def runs_whole_domain(
     larger and the predicate conjunct `binding < extent` (what an inexact split adds), and no other
     predicate conjunct (with `others_free`: none on the loops those bindings use, whatever the other
     variables run)."""
-    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    start = nest_start(parents)
     inner = parents[start:]
     if any(not isinstance(p, (For, SeqStmt, BlockRealize)) for p in inner):
         return False

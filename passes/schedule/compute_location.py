@@ -21,6 +21,7 @@ from shapeflow.passes.schedule.analysis import (
     buffers_written,
     infer_regions,
     local_relax,
+    nest_start,
     realizes_in,
     runs_whole_domain,
     top_level_item,
@@ -87,7 +88,7 @@ def _detached(realize: BlockRealize, parents: tuple, prim: str, part=None):
     the block variable bound to exactly that loop. The primitives move a block's work out of its nest,
     where those loops do not exist; a loop variable no block variable equals cannot be expressed there,
     so they refuse."""
-    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    start = nest_start(parents)
     nest = {id(p.loop_var) for p in parents[start:] if isinstance(p, For)}
     block = realize.block
     part = block if part is None else part

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shapeflow.ir.arith.bound import POS_INF
 from shapeflow.ir.expr import BufferLoad, Call, IntImm, Let, PrimExpr, Var, convert
 from shapeflow.ir.functor import Mutator, collect, substitute
 from shapeflow.ir.node import replace
@@ -35,6 +34,7 @@ from shapeflow.passes.schedule.analysis import (
     block_accesses,
     buffers_written,
     check_iterations_self_contained,
+    const_upper,
     local_relax,
     product_overflows,
     realizes_in,
@@ -171,7 +171,7 @@ def split(
     extent = _let_free(ana, trip_count(ana, for_.extent))
     lo = _let_free(ana, for_.min)
     given = [f for f in factors if f is not None]
-    known_hi = _upper(ana, known)  # the ceil-division adds known - 1 to the extent
+    known_hi = const_upper(ana, known)  # the ceil-division adds known - 1 to the extent
     if product_overflows(ana, dtype, given) or (
         None in factors and known_hi is not None and product_overflows(ana, dtype, [extent], known_hi - 1)
     ):
@@ -217,14 +217,6 @@ def _check_bounds_not_written(for_: For, bounds: tuple, body: Stmt, prim: str) -
                 f"{prim}: loop bounds read memory the loop writes",
                 f"the bounds of {for_.loop_var.name} load {load.buffer.name}, which the loop body writes",
             )
-
-
-def _upper(ana, value: PrimExpr) -> int | None:
-    """A constant upper bound of `value` (its value when constant); None when unbounded."""
-    if isinstance(value, IntImm):
-        return value.value
-    hi = ana.const_int_bound(value).max_value
-    return None if hi >= POS_INF else hi
 
 
 def _defined_at(sch: Schedule, parents: tuple) -> set[int]:

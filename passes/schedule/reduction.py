@@ -44,6 +44,7 @@ from shapeflow.passes.schedule.analysis import (
     buffers_read,
     edit_scope,
     infer_regions,
+    nest_start,
     realizes_in,
     runs_whole_domain,
     top_level_item,
@@ -199,7 +200,7 @@ def _carried_guards(realize: BlockRealize, parents: tuple, r_ids: set[int], prim
     no reduction loop variable (then it skips part of a reduction, and whether the init ran changes) and
     no buffer load (the loop nest may have changed the value) and no variable of a Let statement in the
     nest (undefined where the write-back stands)."""
-    start = max((k for k, p in enumerate(parents) if isinstance(p, Block)), default=-1) + 1
+    start = nest_start(parents)
     conds, kept = [], list(parents[:start])
     # The write-back stands after the loop nest, outside its Let statements: their variables are undefined.
     let_ids = {id(p.var) for p in parents[start:] if isinstance(p, LetStmt)}

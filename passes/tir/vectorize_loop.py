@@ -208,13 +208,7 @@ class _Vectorizer:
     def _if(self, s: S.IfThenElse):
         cond = self.expr(s.condition)
         if not _is_vec(cond):
-            with _assuming(self.analyzer, s.condition):
-                then_case = self.stmt(s.then_case)
-            else_case = None
-            if s.else_case is not None:
-                with _assuming(self.analyzer, E.Not(s.condition)):
-                    else_case = self.stmt(s.else_case)
-            return S.IfThenElse(cond, then_case, else_case)
+            return S.IfThenElse(cond, *_branches(self.analyzer, s, self.stmt))
         t, f = s.then_case, s.else_case
         same_place = (
             isinstance(t, S.BufferStore)
@@ -310,6 +304,17 @@ def _assuming(analyzer: Analyzer, cond: PrimExpr):
     return contextlib.nullcontext()
 
 
+def _branches(analyzer: Analyzer, s: S.IfThenElse, visit) -> tuple:
+    """(then, else) of `s` rewritten by `visit`, each while `analyzer` knows its branch's condition."""
+    with _assuming(analyzer, s.condition):
+        then_case = visit(s.then_case)
+    else_case = None
+    if s.else_case is not None:
+        with _assuming(analyzer, E.Not(s.condition)):
+            else_case = visit(s.else_case)
+    return then_case, else_case
+
+
 def _bind_loop(analyzer: Analyzer, loop: For) -> None:
     """Tell `analyzer` the range of `loop`'s variable (not from bounds that load: the loaded value may
     change inside the loop, the range was fixed on entry)."""
@@ -341,12 +346,7 @@ class _VectorizeLoops(Mutator):
         return expr
 
     def visit_IfThenElse(self, op: S.IfThenElse):
-        with _assuming(self.analyzer, op.condition):
-            then_case = self.visit(op.then_case)
-        else_case = None
-        if op.else_case is not None:
-            with _assuming(self.analyzer, E.Not(op.condition)):
-                else_case = self.visit(op.else_case)
+        then_case, else_case = _branches(self.analyzer, op, self.visit)
         if then_case is op.then_case and else_case is op.else_case:
             return op
         return S.IfThenElse(op.condition, then_case, else_case)
